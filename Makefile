@@ -1,0 +1,36 @@
+# Two entry points on a fresh machine: `make demo` (main job, offline) and `make test`.
+# Each bootstraps .venv with the CPU build of torch; GPU users install with `pip install -e .[dev]`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: venv demo test test-slow lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_PIN)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(BIN)/sparsejepa demo --out runs/demo
+
+test: venv
+	$(BIN)/pytest
+
+test-slow: venv
+	$(BIN)/pytest -m slow
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/estimators.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+"""SparseJEPA: I-JEPA with an oi-VAE group-sparse head, on CIFAR-100 and an offline shapes dataset."""
+
+__version__ = "0.1.0"
