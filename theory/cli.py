@@ -1,0 +1,120 @@
+"""`multiinfo PATH [--method M] [--groups SPEC] [--k K] [--key KEY] [--base B] [--ci L] [--json]`
+
+Reads an (N, d) matrix from .npy, .npz (--key, or its only array), .pt (a tensor, or a dict with
+--key) or .csv (numbers, comma-separated, optional header row) and prints its multiinformation.
+Exit codes: 0 ok, 2 bad arguments or input (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from theory.estimators import METHODS, as_matrix, choose_method, multiinformation
+
+
+def parse_group_spec(spec: str, d: int) -> list[list[int]]:
+    """'0-3;4,5;6-9' -> [[0,1,2,3],[4,5],[6,7,8,9]] (';' between groups, ranges inclusive);
+    'size:16' -> consecutive blocks of 16 columns (d must be a multiple)."""
+    spec = spec.strip()
+    if spec.startswith("size:"):
+        try:
+            size = int(spec[5:])
+        except ValueError:
+            raise ValueError(f"bad group spec {spec!r}: expected size:S, S an integer") from None
+        if size < 1 or d % size:
+            raise ValueError(f"group spec {spec!r}: d = {d} columns is not a multiple of {size}")
+        return [list(range(a, a + size)) for a in range(0, d, size)]
+    groups = []
+    for part in spec.split(";"):
+        cols = []
+        for item in filter(None, (s.strip() for s in part.split(","))):
+            try:
+                lo, _, hi = item.partition("-")
+                cols.extend(range(int(lo), int(hi or lo) + 1))
+            except ValueError:
+                raise ValueError(f"bad group spec item {item!r} in {spec!r}: use e.g. "
+                                 "'0-3;4,5;6-9' or 'size:4'") from None
+        groups.append(cols)
+    return groups
+
+
+def load_matrix(path: str, key: str | None = None) -> np.ndarray:
+    """The array stored in PATH (see module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"no such file: {path}")
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            return _pick(dict(z), key, path)
+    if suffix == ".pt":
+        import torch
+
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return _pick(obj, key, path) if isinstance(obj, dict) else obj
+    if suffix == ".csv":
+        with open(p) as f:
+            first = f.readline()
+        has_header = any(c.isalpha() and c not in "eE" for c in first) or "nan" in first.lower()
+        return np.loadtxt(p, delimiter=",", skiprows=int(has_header), ndmin=2)
+    raise ValueError(f"unsupported file type {suffix!r} for {path}: use .npy, .npz, .pt or .csv")
+
+
+def _pick(arrays: dict, key: str | None, path: str):
+    if key is None:
+        if len(arrays) != 1:
+            raise ValueError(f"{path} holds {len(arrays)} arrays {sorted(arrays)}; choose one "
+                             "with --key")
+        return next(iter(arrays.values()))
+    if key not in arrays:
+        raise ValueError(f"key {key!r} not in {path}; available: {sorted(arrays)}")
+    return arrays[key]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="multiinfo", description="Multiinformation (total "
+                                     "correlation) of an (N, d) embedding matrix.")
+    parser.add_argument("path", help=".npy, .npz, .pt or .csv file with an (N, d) matrix")
+    parser.add_argument("--method", default="auto", choices=METHODS)
+    parser.add_argument("--groups", help="'0-3;4,5;6-9' or 'size:S': each group one variable")
+    parser.add_argument("--k", type=int, default=3, help="neighbours for ksg/kl (default 3)")
+    parser.add_argument("--key", help="array name inside .npz or a dict saved in .pt")
+    parser.add_argument("--base", type=float, default=math.e, help="log base (2 = bits)")
+    parser.add_argument("--ci", type=float, help="also a half-sampling interval, e.g. 0.95")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        X = as_matrix(load_matrix(args.path, args.key))
+        groups = parse_group_spec(args.groups, X.shape[1]) if args.groups else None
+        method = choose_method(X, groups) if args.method == "auto" else args.method
+        result = multiinformation(X, method=method, groups=groups, k=args.k,
+                                  base=args.base, seed=args.seed, ci=args.ci)
+    except ValueError as err:
+        print(f"multiinfo: error: {err}", file=sys.stderr)
+        return 2
+    unit = {math.e: "nats", 2.0: "bits"}.get(args.base, f"log base {args.base:g}")
+    value = float(result)
+    out = {"path": args.path, "value": value, "unit": unit, "N": X.shape[0], "d": X.shape[1],
+           "method": method, "groups": groups, "k": args.k}
+    if args.ci is not None:
+        out.update(low=result.low, high=result.high, level=args.ci)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        interval = f" [{out['low']:.4f}, {out['high']:.4f}]" if args.ci is not None else ""
+        print(f"{value:.4f} {unit}{interval}  (method={out['method']}, N={X.shape[0]}, "
+              f"d={X.shape[1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
