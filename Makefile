@@ -20,7 +20,7 @@ demo: venv
 	$(BIN)/sparsejepa demo --out runs/demo
 
 test: venv
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 test-slow: venv
 	$(BIN)/pytest -m slow

@@ -1,0 +1,154 @@
+"""Command line: `sparsejepa train | probe | demo`."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import checkpoint, data
+from .config import ConfigError, load_config, presets
+
+
+def _train(args) -> None:
+    from .train import train
+
+    cfg = load_config(args.config, args.set)
+    resume = args.resume if args.resume else not args.fresh
+    state = train(cfg, args.out, resume=resume, progress=not args.quiet)
+    print(f"done: {state.step} steps, checkpoint {Path(args.out) / 'ckpt.pt'}")
+
+
+def probe_checkpoint(
+    ckpt: str | Path,
+    dataset_name: str | None = None,
+    data_path: str | None = None,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    device: str = "auto",
+    download: bool = False,
+) -> dict:
+    """Probe the frozen target encoder of a checkpoint; write JSON to `out` when given."""
+    import torch
+
+    from . import probe
+    from .train import resolve_device
+
+    dev = resolve_device(device)
+    encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
+    name = dataset_name or cfg.data.dataset
+    same = name == cfg.data.dataset
+    ds = data.load_dataset(
+        name,
+        path=data_path or (cfg.data.path if same else None),
+        download=download,
+        seed=cfg.train.seed,
+        n_train=cfg.data.n_train if same else None,
+        n_test=cfg.data.n_test if same else None,
+    )
+    cache = Path(ckpt).with_name(f"features_{name}.pt")
+    with torch.no_grad():
+        results = probe.run_probes(
+            encoder,
+            ds,
+            tasks=cfg.probe.tasks if same else None,
+            device=dev,
+            cache_path=cache,
+            seed=cfg.train.seed,
+            epochs=epochs or cfg.probe.epochs,
+            batch_size=cfg.probe.batch_size,
+        )
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _probe(args) -> None:
+    results = probe_checkpoint(
+        args.ckpt, args.dataset, args.data_path, args.out, args.epochs, args.device, args.download
+    )
+    print(json.dumps(results, indent=2))
+
+
+def _demo(args) -> None:
+    from .train import train
+
+    out = Path(args.out)
+    rows, tic = [], time.perf_counter()
+    for method, sparse in (("JEPA", False), ("SparseJEPA", True)):
+        cfg = load_config(
+            "demo", [f"sparsity.enabled={str(sparse).lower()}", f"name={method}", *args.set]
+        )
+        run_dir = out / method.lower()
+        train(cfg, run_dir, resume=True, progress=not args.quiet)
+        res = probe_checkpoint(run_dir / "ckpt.pt", out=run_dir / "probe.json")
+        rows.append((method, res))
+    tasks = list(rows[0][1]["tasks"])
+    print(
+        f"\nshapes demo: test top-1 %, best linear probe / weighted kNN "
+        f"({time.perf_counter() - tic:.0f} s in all)"
+    )
+    print(f"{'method':<12}" + "".join(f"{t:>16}" for t in tasks))
+    for method, res in rows:
+        cells = "".join(
+            f"{r['best']['top1']:>9.1f} /{r['knn']['top1']:>5.1f}"
+            for r in (res["tasks"][t] for t in tasks)
+        )
+        print(f"{method:<12}{cells}")
+    (out / "results.json").write_text(json.dumps(dict(rows), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sparsejepa", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train JEPA / SparseJEPA (resumes from OUT/ckpt.pt)")
+    p.add_argument("--config", required=True, help=f"preset {presets()} or a YAML file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set optim.lr=5e-4 --set sparsity.enabled=true",
+    )
+    p.add_argument("--out", required=True, help="run folder (ckpt.pt, metrics.jsonl, config.json)")
+    p.add_argument("--resume", default=None, help="resume from this checkpoint file")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing OUT/ckpt.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("probe", help="linear / kNN probes of a checkpoint's target encoder")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--dataset", default=None, help="cifar100 or shapes (default: the training set)")
+    p.add_argument("--data-path", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download the official CIFAR-100 archive (md5-checked) if not found")
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    p.add_argument("--epochs", type=int, default=None, help="linear-probe epochs")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_probe)
+
+    p = sub.add_parser("demo", help="train JEPA and SparseJEPA on the offline shapes set and probe")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    from .train import NonFiniteLoss
+
+    try:
+        args.func(args)
+    except (
+        ConfigError,
+        checkpoint.CheckpointError,
+        data.DatasetError,
+        NonFiniteLoss,
+        FileNotFoundError,
+    ) as err:
+        sys.exit(f"sparsejepa {args.command}: error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Typed run configuration: dataclasses, YAML presets, `key=value` overrides with clear errors."""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    img_size: int = 32
+    patch: int = 4
+    width: int = 192
+    depth: int = 12
+    heads: int = 3
+    mlp_ratio: float = 4.0
+    pred_width: int = 96
+    pred_depth: int = 6
+    pred_heads: int = 3
+
+
+@dataclass
+class MaskConfig:
+    num_targets: int = 4
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    min_keep: int = 10
+
+
+@dataclass
+class SparsityConfig:
+    enabled: bool = False
+    latent_dim: int = 8  # K
+    groups: int = 8  # G contiguous channel groups
+    group_latent: int = 4  # p: rows of each W^(g)
+    hidden: int = 64  # hidden width of each generator f_g
+    alpha: float = 1.0  # reconstruction weight
+    beta: float = 1.0  # KL weight
+    lam: float = 1.0  # group-lasso lambda (0 = VAE-head ablation)
+    w_lr: float = 1e-3  # plain-SGD learning rate of W; prox threshold = w_lr * lam
+    w_init_std: float = 1.0
+    gen_prior: float = 1e-4  # weight of the N(0,1) prior (L2) on generator weights
+    # Scale of the head's gradient into the context encoder (the head itself trains at full weight).
+    # 1 = plain sum of losses; at 1 the head rank pressure collapsed short CPU runs (README).
+    encoder_grad: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup_epochs: float = 5.0
+    wd_start: float = 0.04
+    wd_end: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float = 3.0  # 0 disables clipping
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    loss: str = "smooth_l1"  # or "l2"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar100"  # "cifar100" or "shapes"
+    path: str | None = None
+    download: bool = False  # fetch the official CIFAR-100 archive (md5-checked) into the cache
+    n_train: int | None = None
+    n_test: int | None = None
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 100.0
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    precision: str = "auto"  # "auto" (bf16 on CUDA and AMX CPUs, else fp32), "fp32", "bf16"
+    compile: bool = False
+    log_every: int = 20
+    rankme_every: int = 200
+    ckpt_every: int = 500
+
+
+@dataclass
+class ProbeConfig:
+    epochs: int = 100
+    batch_size: int = 256
+    tasks: list[str] | None = None
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+CHOICES = {
+    "optim.loss": ("smooth_l1", "l2"),
+    "data.dataset": ("cifar100", "shapes"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("auto", "fp32", "bf16"),
+}
+
+
+def _coerce(value, tp, key: str):
+    """Check/convert a YAML value to the annotated type `tp`, or raise ConfigError naming `key`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)) or (origin is tuple and len(value) != len(args)):
+            raise ConfigError(
+                f"{key}: expected a list of {len(args) if origin is tuple else 'N'} "
+                f"values like [0.1, 0.2], got {value!r}"
+            )
+        items = [
+            _coerce(v, args[i] if origin is tuple else args[0], key) for i, v in enumerate(value)
+        ]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _update(obj, values: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    known = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown config key '{full}'; valid keys here: {sorted(known)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a mapping of sub-keys, got {value!r}")
+            _update(current, value, full + ".")
+            continue
+        value = _coerce(value, hints[key], full)
+        if full in CHOICES and value not in CHOICES[full]:
+            raise ConfigError(f"{full}: must be one of {CHOICES[full]}, got {value!r}")
+        setattr(obj, key, value)
+
+
+def _check(cfg: Config) -> None:
+    positive = {
+        "model.width": cfg.model.width,
+        "model.depth": cfg.model.depth,
+        "model.pred_depth": cfg.model.pred_depth,
+        "train.batch_size": cfg.train.batch_size,
+        "train.epochs": cfg.train.epochs,
+        "optim.lr": cfg.optim.lr,
+        "mask.num_targets": cfg.mask.num_targets,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    if cfg.model.img_size % cfg.model.patch:
+        raise ConfigError(f"model.img_size {cfg.model.img_size} not divisible by model.patch")
+    if cfg.sparsity.lam < 0 or cfg.sparsity.w_lr <= 0:
+        raise ConfigError("sparsity.lam must be >= 0 and sparsity.w_lr > 0")
+    if cfg.model.width % cfg.sparsity.groups:
+        raise ConfigError(
+            f"model.width {cfg.model.width} not divisible by sparsity.groups {cfg.sparsity.groups}"
+        )
+
+
+def from_dict(values: dict) -> Config:
+    cfg = Config()
+    _update(cfg, values)
+    _check(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> dict:
+    """'optim.lr=1e-3' -> {'optim': {'lr': 0.001}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str) and raw.strip().lower() in ("none", "null"):
+        value = None
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
+    """Load a preset name (see `presets()`) or a YAML file, then apply `key=value` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"config '{name_or_path}' not found: give a YAML file or one of the presets {presets()}"
+        )
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for text in overrides:
+        _merge(values, parse_override(text))
+    return from_dict(values)
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)

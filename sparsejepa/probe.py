@@ -1,0 +1,324 @@
+"""Frozen-encoder evaluation: pooled features, linear probes (plain and BatchNorm) and a kNN probe.
+
+As in I-JEPA: features are the average-pooled tokens of the last layer ("last", D) or the
+concatenation of the pooled last 4 layers ("last4", 4D); each feature set is probed with a linear
+head and with BatchNorm(affine=False) + linear head; "best" is the best of the four on the test set
+(the I-JEPA convention), "best_by_val" the one chosen on a held-out part of the train split. A
+weighted kNN probe (cosine, k=20, T=0.07, weights exp(sim / T), as in DINO) runs on "last".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sparsejepa.augment import normalize
+from sparsejepa.data import ImageDataset
+
+FEATURE_SETS = ("last", "last4")
+HEADS = ("linear", "bn_linear")
+WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def extract_features(
+    encoder: torch.nn.Module,
+    x_uint8: np.ndarray,
+    mean,
+    std,
+    *,
+    device: torch.device | str,
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
+    """Pooled features of uint8 (N, H, W, 3) images: {"last": (N, D), "last4": (N, L*D)} float32.
+
+    Calls `encoder.layer_outputs(images, L)` with L = min(4, len(encoder.blocks)), which returns
+    the last L layers' (B, T, D) tokens (final-LayerNormed), last layer last; each is averaged over
+    tokens. Runs in eval mode under inference_mode and restores the encoder's mode afterwards.
+    """
+    if not hasattr(encoder, "layer_outputs"):
+        raise TypeError("extract_features needs an encoder with layer_outputs(images, n_last)")
+    x_uint8 = np.asarray(x_uint8)
+    if x_uint8.dtype != np.uint8 or x_uint8.ndim != 4 or x_uint8.shape[-1] != 3 or not len(x_uint8):
+        raise ValueError(f"expected uint8 images (N, H, W, 3), got {x_uint8.dtype} {x_uint8.shape}")
+    n_last = min(4, len(encoder.blocks)) if hasattr(encoder, "blocks") else 4
+    was_training = encoder.training
+    encoder.eval()
+    last, last4 = [], []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(x_uint8), batch_size):
+                batch = torch.from_numpy(x_uint8[start : start + batch_size]).to(device)
+                layers = encoder.layer_outputs(normalize(batch, mean, std), n_last)
+                if not layers or any(t.ndim != 3 or t.shape[0] != len(batch) for t in layers):
+                    shapes = [tuple(t.shape) for t in layers]
+                    raise ValueError(f"layer_outputs must return (B, T, D) tensors, got {shapes}")
+                pooled = [t.float().mean(dim=1) for t in layers]
+                last.append(pooled[-1].cpu())
+                last4.append(torch.cat(pooled, dim=1).cpu())
+    finally:
+        encoder.train(was_training)
+    return {"last": torch.cat(last).numpy(), "last4": torch.cat(last4).numpy()}
+
+
+def _fingerprint(encoder: torch.nn.Module, dataset: ImageDataset) -> str:
+    """sha256 of what the features depend on: encoder weights, images and normalisation."""
+    digest = hashlib.sha256(f"{dataset.name}|{dataset.mean}|{dataset.std}".encode())
+    for array in (dataset.x_train, dataset.x_test):
+        digest.update(str(array.shape).encode())
+        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def cached_features(
+    encoder: torch.nn.Module,
+    dataset: ImageDataset,
+    *,
+    device: torch.device | str,
+    cache_path: str | os.PathLike | None = None,
+    batch_size: int = 512,
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Features of both splits as {"train_last", "train_last4", "test_last", "test_last4"}.
+
+    With `cache_path` they are loaded from there when its stored fingerprint matches, and written
+    there atomically otherwise. Returns (features, loaded_from_cache).
+    """
+    fingerprint = _fingerprint(encoder, dataset) if cache_path is not None else ""
+    if cache_path is not None and Path(cache_path).is_file():
+        with np.load(cache_path) as cached:
+            if str(cached.get("fingerprint", "")) == fingerprint:
+                return {k: cached[k] for k in cached.files if k != "fingerprint"}, True
+    features = {}
+    for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
+        out = extract_features(
+            encoder, images, dataset.mean, dataset.std, device=device, batch_size=batch_size
+        )
+        features.update({f"{split}_{k}": v for k, v in out.items()})
+    if cache_path is not None:
+        path = Path(cache_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as tmp:
+            np.savez(tmp, fingerprint=np.array(fingerprint), **features)
+        os.replace(tmp.name, path)
+    return features, False
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def _probe_inputs(train_x, train_y, test_x, test_y, num_classes: int) -> tuple[torch.Tensor, ...]:
+    """Check features (N, D) and integer labels (N,); return them as float32 / int64 tensors."""
+    train_x, test_x = torch.as_tensor(train_x).float(), torch.as_tensor(test_x).float()
+    train_y, test_y = torch.as_tensor(train_y), torch.as_tensor(test_y)
+    for name, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if y.is_floating_point() or y.is_complex():
+            raise ValueError(f"{name} labels must be integers, got {y.dtype}")
+        if x.ndim != 2 or y.shape != (len(x),):
+            raise ValueError(
+                f"{name}: need features (N, D), labels (N,); got {tuple(x.shape)}, {tuple(y.shape)}"
+            )
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} features contain NaN or Inf")
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} labels must lie in 0..{num_classes - 1}")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"feature dims differ: train {train_x.shape[1]}, test {test_x.shape[1]}")
+    return train_x, train_y.long(), test_x, test_y.long()
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    k = min(5, logits.shape[-1])
+    topk = logits.topk(k, dim=-1).indices
+    hits = topk == labels[:, None]
+    top1, top5 = hits[:, 0].float().mean().item(), hits.any(dim=1).float().mean().item()
+    return {"top1": 100 * top1, "top5": 100 * top5}
+
+
+def linear_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    *,
+    batchnorm: bool = False,
+    weight_decays: tuple[float, ...] = WEIGHT_DECAYS,
+    epochs: int = 20,
+    batch_size: int = 1024,
+    lr: float = 5e-3,
+    min_steps: int = 500,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict:
+    """Softmax regression on frozen features, one head per weight decay, trained together.
+
+    Input: "linear" centres the features and divides by one global scale (relative feature scales
+    kept); "bn_linear" applies BatchNorm1d(affine=False) (batch statistics in training, running
+    statistics at test). Head h minimises mean cross-entropy + wd_h / 2 * ||W_h||^2 (L2-regularised
+    logistic regression), from zero, by mini-batch Adam with a cosine LR for `epochs` epochs but
+    at least `min_steps` steps (small datasets need more passes to converge). The weight decay is
+    chosen on a held-out `val_fraction` of the train split; the chosen head (trained on the rest)
+    is scored on the test split.
+    """
+    train_x, train_y, test_x, test_y = _probe_inputs(train_x, train_y, test_x, test_y, num_classes)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train_x), generator=generator)
+    n_val = int(round(val_fraction * len(train_x)))
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    fit_x, fit_y = train_x[fit_idx], train_y[fit_idx]
+    centre = fit_x.mean(0)
+    scale = (fit_x - centre).pow(2).mean().sqrt().clamp_min(1e-12)
+    dim = train_x.shape[1]
+    norm = torch.nn.BatchNorm1d(dim, affine=False) if batchnorm else torch.nn.Identity()
+    heads = len(weight_decays)
+    weight = torch.zeros(train_x.shape[1], heads * num_classes, requires_grad=True)
+    bias = torch.zeros(heads * num_classes, requires_grad=True)
+    decay = torch.tensor(weight_decays, dtype=torch.float32).repeat_interleave(num_classes)
+    optimizer = torch.optim.Adam([weight, bias], lr=lr)
+    steps_per_epoch = max(1, len(fit_x) // batch_size)
+    total_steps = max(epochs * steps_per_epoch, min_steps)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return (x - centre) / scale
+
+    fit_x = prepare(fit_x)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:  # (B, heads, C)
+        return torch.addmm(bias, norm(x), weight).view(len(x), heads, num_classes)
+
+    start = time.perf_counter()
+    norm.train()
+    with torch.enable_grad():  # callers may hold torch.no_grad() for the frozen encoder
+        for step in range(total_steps):
+            if step % steps_per_epoch == 0:
+                permutation = torch.randperm(len(fit_x), generator=generator)
+            idx = permutation[(step % steps_per_epoch) * batch_size :][:batch_size]
+            out = logits(fit_x[idx])
+            target = fit_y[idx].repeat_interleave(heads)
+            loss = F.cross_entropy(out.reshape(-1, num_classes), target) * heads
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            with torch.no_grad():
+                weight.grad.add_(weight * decay)  # gradient of sum_h wd_h / 2 * ||W_h||^2
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            optimizer.step()
+    norm.eval()
+    with torch.no_grad():
+        val_x = prepare(train_x[val_idx]) if n_val else fit_x
+        val_y = train_y[val_idx] if n_val else fit_y
+        val_logits, test_logits = logits(val_x), logits(prepare(test_x))
+    val_top1 = [_accuracy(val_logits[:, h], val_y)["top1"] for h in range(heads)]
+    chosen = int(np.argmax(val_top1))
+    return {
+        **_accuracy(test_logits[:, chosen], test_y),
+        "weight_decay": weight_decays[chosen],
+        "val_top1": dict(zip(map(str, weight_decays), val_top1, strict=True)),
+        "train_s": time.perf_counter() - start,
+    }
+
+
+def knn_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk: int = 512,
+) -> dict:
+    """Weighted kNN: score_c = sum over the k most cosine-similar train items of class c of
+    exp(sim / T); the prediction is the class with the highest score."""
+    train_x, train_y, test_x, test_y = _probe_inputs(train_x, train_y, test_x, test_y, num_classes)
+    k = min(k, len(train_x))
+    train_n = F.normalize(train_x, dim=1)
+    correct1 = correct5 = 0
+    for start in range(0, len(test_x), chunk):
+        query = F.normalize(test_x[start : start + chunk], dim=1)
+        sims, idx = (query @ train_n.T).topk(k, dim=1)
+        votes = torch.zeros(len(query), num_classes)
+        votes.scatter_add_(1, train_y[idx], (sims / temperature).exp())
+        acc = _accuracy(votes, test_y[start : start + chunk])
+        correct1 += acc["top1"] * len(query) / 100
+        correct5 += acc["top5"] * len(query) / 100
+    n = len(test_x)
+    return {"top1": 100 * correct1 / n, "top5": 100 * correct5 / n, "k": k, "T": temperature}
+
+
+def run_probes(
+    encoder: torch.nn.Module,
+    dataset: ImageDataset,
+    *,
+    tasks: list[str] | None = None,
+    device: torch.device | str = "cpu",
+    cache_path: str | os.PathLike | None = None,
+    seed: int = 0,
+    epochs: int = 20,
+    batch_size: int = 1024,
+    min_steps: int = 500,
+    feature_batch_size: int = 512,
+) -> dict:
+    """All probes of the frozen `encoder` on each task of `dataset`; a JSON-serialisable dict.
+
+    {"dataset", "n_train", "n_test", "feature_dims", "from_cache", "timing_s",
+     "tasks": {task: {"last/linear", "last/bn_linear", "last4/linear", "last4/bn_linear",
+                      "best", "best_by_val", "knn"}}}
+    """
+    tasks = list(dataset.num_classes) if tasks is None else list(tasks)
+    unknown = [t for t in tasks if t not in dataset.num_classes]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown} for {dataset.name}; known: {dataset.tasks}")
+    start = time.perf_counter()
+    features, from_cache = cached_features(
+        encoder, dataset, device=device, cache_path=cache_path, batch_size=feature_batch_size
+    )
+    feats = {k: torch.from_numpy(v) for k, v in features.items()}
+    timing = {"features": time.perf_counter() - start}
+    results = {}
+    for task in tasks:
+        start = time.perf_counter()
+        y_train = torch.from_numpy(dataset.labels_train[task])
+        y_test = torch.from_numpy(dataset.labels_test[task])
+        classes = dataset.num_classes[task]
+        task_results = {}
+        for feature_set in FEATURE_SETS:
+            train_x, test_x = feats[f"train_{feature_set}"], feats[f"test_{feature_set}"]
+            for head in HEADS:
+                task_results[f"{feature_set}/{head}"] = linear_probe(
+                    train_x, y_train, test_x, y_test, classes, batchnorm=head == "bn_linear",
+                    epochs=epochs, batch_size=batch_size, min_steps=min_steps, seed=seed,
+                )  # fmt: skip
+        probes = list(task_results)
+        best = max(probes, key=lambda p: task_results[p]["top1"])
+        best_val = max(probes, key=lambda p: max(task_results[p]["val_top1"].values()))
+        task_results["best"] = {"probe": best, "top1": task_results[best]["top1"]}
+        task_results["best_by_val"] = {"probe": best_val, "top1": task_results[best_val]["top1"]}
+        task_results["knn"] = knn_probe(
+            feats["train_last"], y_train, feats["test_last"], y_test, classes
+        )
+        results[task] = task_results
+        timing[task] = time.perf_counter() - start
+    return {
+        "dataset": dataset.name,
+        "n_train": len(dataset.x_train),
+        "n_test": len(dataset.x_test),
+        "feature_dims": {k: int(feats[f"train_{k}"].shape[1]) for k in FEATURE_SETS},
+        "from_cache": from_cache,
+        "timing_s": timing,
+        "tasks": results,
+    }

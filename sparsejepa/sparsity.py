@@ -1,0 +1,91 @@
+"""oi-VAE group-sparse head on the context encoder's output tokens (REFERENCE section 4).
+
+Each token h in R^D is one sample. q(z|h) = N(mu(h), diag sigma^2(h)), z in R^K. The D channels
+form G contiguous groups of D/G; group g is generated as f_g(W^(g) z), W^(g) in R^{p x K}.
+Loss terms:
+    recon = mean_tokens ||standardize(layer_norm(h)) - f(z)||^2 / D
+    kl    = mean_tokens KL(q(z|h) || N(0, I)) / D
+    prior = 0.5 * ||theta_f||^2                 (N(0,1) prior on the generator weights)
+standardize() centres and scales each channel over the tokens of the batch (statistics kept in
+the graph). Layer norm alone removes the scale of a token but not collapse across tokens: with
+gradients flowing into the encoder, a constant h would make recon and KL trivially zero. After
+standardisation every channel has unit variance, so the head can only lower its loss through the
+structure (grouping) of h, not by the encoder discarding information.
+The group lasso lambda * sum_{g,j} ||w_j^(g)||_2 on the columns of W is applied by
+`prox_group_lasso` after each plain-SGD step on W.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) = 0.5 * sum_k (mu^2 + exp(logvar) - 1 - logvar)."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def standardize_tokens(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """(x - mean_n x) / sqrt(var_n x + eps) per channel over the n tokens of x (n, D)."""
+    var, mean = torch.var_mean(x, dim=0, correction=0)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+@torch.no_grad()
+def prox_group_lasso(w: torch.Tensor, t: float) -> None:
+    """In place block soft-threshold of the columns w_j^(g) = w[g, :, j]:
+    w <- w / ||w|| * max(||w|| - t, 0)."""
+    if t < 0:
+        raise ValueError(f"threshold t={t} must be >= 0")
+    norms = w.norm(dim=1, keepdim=True)
+    w.mul_(torch.clamp(norms - t, min=0.0) / norms.clamp_min(1e-12))
+
+
+class GroupSparseHead(nn.Module):
+    """q(z|h) encoder and generators f_g(W^(g) z), all groups at once with einsum / bmm."""
+
+    def __init__(
+        self,
+        dim: int,
+        latent_dim: int = 8,
+        groups: int = 8,
+        group_latent: int = 4,
+        hidden: int = 64,
+        w_init_std: float = 1.0,
+    ):
+        super().__init__()
+        if dim % groups:
+            raise ValueError(f"width {dim} not divisible into {groups} channel groups")
+        self.groups, self.group_dim = groups, dim // groups
+        self.encoder = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 2 * latent_dim))
+        self.W = nn.Parameter(torch.randn(groups, group_latent, latent_dim) * w_init_std)
+        self.gen_w1 = nn.Parameter(torch.randn(groups, group_latent, hidden) / group_latent**0.5)
+        self.gen_b1 = nn.Parameter(torch.zeros(groups, 1, hidden))
+        self.gen_w2 = nn.Parameter(torch.randn(groups, hidden, self.group_dim) / hidden**0.5)
+        self.gen_b2 = nn.Parameter(torch.zeros(groups, 1, self.group_dim))
+
+    def generator_weights(self) -> list[nn.Parameter]:
+        return [self.gen_w1, self.gen_w2]
+
+    def column_norms(self) -> torch.Tensor:
+        """(G, K) matrix of ||w_j^(g)||_2: which latent j reaches group g."""
+        return self.W.detach().float().norm(dim=1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (n, K) -> (n, D): group g's channels = f_g(W^(g) z)."""
+        a = torch.einsum("nk,gpk->gnp", z, self.W.to(z.dtype))
+        hid = F.gelu(torch.baddbmm(self.gen_b1.to(a.dtype), a, self.gen_w1.to(a.dtype)))
+        out = torch.baddbmm(self.gen_b2.to(a.dtype), hid, self.gen_w2.to(a.dtype))  # (G, n, D/G)
+        return out.transpose(0, 1).reshape(z.shape[0], -1)
+
+    def forward(self, h: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+        """h (..., D) tokens, noise (n, K) standard normal -> recon, kl, prior losses (scalars)."""
+        h = h.reshape(-1, h.shape[-1])
+        mu, logvar = self.encoder(h).float().chunk(2, dim=-1)
+        logvar = logvar.clamp(-12.0, 8.0)
+        z = mu + torch.exp(0.5 * logvar) * noise
+        target = standardize_tokens(F.layer_norm(h.float(), h.shape[-1:]))
+        recon = (self.decode(z.to(h.dtype)).float() - target).square().mean()
+        kl = gaussian_kl(mu, logvar).mean() / h.shape[-1]
+        prior = 0.5 * sum(w.float().square().sum() for w in self.generator_weights())
+        return {"recon": recon, "kl": kl, "gen_prior": prior}

@@ -1,0 +1,405 @@
+"""(Sparse)JEPA training: build the state, one plain `train_step`, and the resumable training loop.
+
+All data randomness (batch indices, crops, masks, reparameterisation noise) comes from generators
+seeded by (seed, step, rank), so a resumed run replays exactly the batches of an uninterrupted one.
+"""
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import augment, checkpoint, data, metrics
+from .config import Config, to_dict
+from .masks import sample_masks
+from .schedules import cosine_lr, cosine_wd, ema_momentum
+from .sparsity import GroupSparseHead, prox_group_lasso
+from .vit import Encoder, Predictor, gather_tokens
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Student(nn.Module):
+    """Context encoder + predictor (+ sparsity head): everything that receives gradients."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        m, s = cfg.model, cfg.sparsity
+        self.encoder = Encoder(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio)
+        self.predictor = Predictor(
+            self.encoder.grid, m.width, m.pred_width, m.pred_depth, m.pred_heads, m.mlp_ratio
+        )
+        self.head = (
+            GroupSparseHead(m.width, s.latent_dim, s.groups, s.group_latent, s.hidden, s.w_init_std)
+            if s.enabled
+            else None
+        )
+        self.loss_kind, self.sparsity = cfg.optim.loss, s
+
+    def forward(self, images, context_idx, target_idx, targets, noise) -> dict[str, torch.Tensor]:
+        """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior)."""
+        h = self.encoder(images, context_idx)
+        pred = self.predictor(h, context_idx, target_idx).float()
+        if self.loss_kind == "l2":
+            jepa = (pred - targets).square().mean()
+        else:
+            jepa = F.smooth_l1_loss(pred, targets)
+        out = {"jepa": jepa, "loss": jepa}
+        if self.head is not None:
+            s = self.sparsity
+            # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
+            terms = self.head(h.detach() + s.encoder_grad * (h - h.detach()), noise)
+            out.update(terms)
+            out["loss"] = (
+                jepa
+                + s.alpha * terms["recon"]
+                + s.beta * terms["kl"]
+                + s.gen_prior * terms["gen_prior"]
+            )
+        return out
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # (B, 3, H, W) normalised, augmented
+    context_idx: torch.Tensor  # (B, Lc)
+    target_idx: torch.Tensor  # (B, M, Lt)
+    noise: torch.Tensor | None  # (B * Lc, K) reparameterisation noise
+
+
+@dataclass
+class TrainState:
+    cfg: Config
+    device: torch.device
+    student: Student
+    model: nn.Module  # the student as called in the forward pass (DDP / compiled wrapper)
+    target: Encoder
+    adamw: torch.optim.AdamW
+    sgd: torch.optim.SGD | None
+    x_train: torch.Tensor  # uint8 (N, H, W, 3) on device
+    mean: tuple
+    std: tuple
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def autocast(self):
+        if use_bf16(self.cfg.train.precision, self.device):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """'auto' = bf16 autocast on CUDA and on CPUs with AMX tiles (measured faster), else fp32."""
+    if precision != "auto":
+        return precision == "bf16"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return device.type == "cuda" or bool(amx())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "train.device=cuda but no CUDA device is available; use train.device=cpu"
+            )
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+def _param_groups(student: Student):
+    """AdamW groups (decay: weight matrices; none: biases, norms, mask token) and the W group."""
+    decay, no_decay, w = [], [], []
+    for name, p in student.named_parameters():
+        if name == "head.W":
+            w.append(p)
+        elif p.ndim < 2 or "mask_token" in name or name.startswith("head.gen_b"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return decay, no_decay, w
+
+
+def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainState:
+    """Models, optimisers and the on-device training set from a config and an ImageDataset."""
+    device = device or resolve_device(cfg.train.device)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if cfg.train.batch_size % world:
+        raise ValueError(
+            f"train.batch_size {cfg.train.batch_size} not divisible by {world} processes"
+        )
+    size = cfg.model.img_size
+    if tuple(dataset.x_train.shape[1:]) != (size, size, 3):
+        raise ValueError(
+            f"dataset images {tuple(dataset.x_train.shape[1:])} do not match "
+            f"model.img_size={size}; set model.img_size"
+        )
+    steps_per_epoch = len(dataset.x_train) // cfg.train.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"train.batch_size {cfg.train.batch_size} > {len(dataset.x_train)} images")
+    torch.manual_seed(cfg.train.seed)
+    student = Student(cfg).to(device)
+    target = Encoder(
+        size,
+        cfg.model.patch,
+        cfg.model.width,
+        cfg.model.depth,
+        cfg.model.heads,
+        cfg.model.mlp_ratio,
+    ).to(device)
+    target.load_state_dict(student.encoder.state_dict())
+    target.requires_grad_(False)
+    decay, no_decay, w = _param_groups(student)
+    o = cfg.optim
+    adamw = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": o.wd_start}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=o.lr,
+        betas=o.betas,
+        fused=True,
+    )
+    sgd = torch.optim.SGD(w, lr=cfg.sparsity.w_lr, momentum=0.0, weight_decay=0.0) if w else None
+    model: nn.Module = student
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            student, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.train.compile:
+        model = torch.compile(model)
+    return TrainState(
+        cfg=cfg,
+        device=device,
+        student=student,
+        model=model,
+        target=target,
+        adamw=adamw,
+        sgd=sgd,
+        x_train=torch.as_tensor(dataset.x_train).to(device),
+        mean=tuple(dataset.mean),
+        std=tuple(dataset.std),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=max(1, round(cfg.train.epochs * steps_per_epoch)),
+        rank=rank,
+        world=world,
+    )
+
+
+def _generator(device: torch.device, *keys: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + k) % (2**63 - 1)
+    return g.manual_seed(seed)
+
+
+def sample_batch(state: TrainState, step: int) -> Batch:
+    """Augmented images, masks, noise of step `step` for this rank, pure in (seed, step)."""
+    cfg, dev = state.cfg, state.device
+    seed = cfg.train.seed
+    idx = augment.batch_indices(len(state.x_train), cfg.train.batch_size, step, seed, dev)
+    idx = idx[state.rank :: state.world]
+    images = augment.normalize(state.x_train[idx], state.mean, state.std)
+    images = augment.random_resized_crop(
+        images, _generator(dev, seed, step, state.rank, 1), scale=cfg.data.crop_scale
+    )
+    m = cfg.mask
+    masks = sample_masks(
+        len(idx),
+        state.student.encoder.grid,
+        _generator(torch.device("cpu"), seed, step, state.rank, 2),
+        m.num_targets,
+        m.target_scale,
+        m.target_aspect,
+        m.context_scale,
+        m.min_keep,
+    )
+    noise = None
+    if state.student.head is not None:
+        n = len(idx) * masks.context.shape[1]
+        noise = torch.randn(
+            n,
+            cfg.sparsity.latent_dim,
+            device=dev,
+            generator=_generator(dev, seed, step, state.rank, 3),
+        )
+    return Batch(images, masks.context.to(dev), masks.targets.to(dev), noise)
+
+
+def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
+    """(lr, weight decay, EMA momentum) at `step`."""
+    o, total = state.cfg.optim, state.total_steps
+    warmup = round(o.warmup_epochs * state.steps_per_epoch)
+    return (
+        cosine_lr(step, total, warmup, o.lr, o.final_lr, o.start_lr),
+        cosine_wd(step, total, o.wd_start, o.wd_end),
+        ema_momentum(step, total, o.ema_start, o.ema_end),
+    )
+
+
+def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
+    """One optimisation step: loss, backward, clip, AdamW + SGD(W), group-lasso prox, EMA update."""
+    lr, wd, momentum = schedules(state, state.step)
+    for group in state.adamw.param_groups:
+        group["lr"] = lr
+    state.adamw.param_groups[0]["weight_decay"] = wd
+    b, m, lt = batch.target_idx.shape
+    with state.autocast:
+        with torch.no_grad():
+            t = state.target(batch.images).float()
+            t = F.layer_norm(t, t.shape[-1:])
+            targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
+        out = state.model(batch.images, batch.context_idx, batch.target_idx, targets, batch.noise)
+    loss = out["loss"]
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(
+            f"loss became {loss.item()} at step {state.step} "
+            f"({ {k: v.item() for k, v in out.items()} })"
+        )
+    state.adamw.zero_grad(set_to_none=True)
+    if state.sgd is not None:
+        state.sgd.zero_grad(set_to_none=True)
+    loss.backward()
+    adam_params = [p for g in state.adamw.param_groups for p in g["params"]]
+    grad_norm = float("nan")
+    if state.cfg.optim.clip_grad > 0:
+        grad_norm = float(nn.utils.clip_grad_norm_(adam_params, state.cfg.optim.clip_grad))
+    state.adamw.step()
+    if state.sgd is not None:
+        state.sgd.step()
+        prox_group_lasso(
+            state.student.head.W.data, state.cfg.sparsity.w_lr * state.cfg.sparsity.lam
+        )
+    with torch.no_grad():
+        tp, sp = list(state.target.parameters()), list(state.student.encoder.parameters())
+        torch._foreach_lerp_(tp, sp, 1.0 - momentum)
+    state.step += 1
+    result = {k: float(v.detach()) for k, v in out.items()}
+    result.update(lr=lr, wd=wd, momentum=momentum, grad_norm=grad_norm)
+    return result
+
+
+@torch.no_grad()
+def diagnostics(state: TrainState, fixed_images: torch.Tensor) -> dict[str, float]:
+    """RankMe of mean-pooled target features on a fixed batch; active group connections."""
+    with state.autocast:
+        feats = state.target(fixed_images).float().mean(1)
+    out = {"rankme": float(metrics.rankme(feats))}
+    if state.student.head is not None:
+        norms = state.student.head.column_norms()
+        out["active_connections"] = int((norms > 0).sum())
+        out["total_connections"] = norms.numel()
+    return out
+
+
+def _fixed_batch(state: TrainState, n: int = 512) -> torch.Tensor:
+    """A seeded random subset of the train images (CIFAR-100 files are sorted by class)."""
+    g = torch.Generator().manual_seed(state.cfg.train.seed)
+    idx = torch.randperm(len(state.x_train), generator=g)[:n].to(state.x_train.device)
+    return augment.normalize(state.x_train[idx], state.mean, state.std)
+
+
+def _init_distributed() -> None:
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def train(
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    resume: bool | str = True,
+    stop_at: int | None = None,
+    progress: bool = True,
+    dataset=None,
+) -> TrainState:
+    """Train for cfg.train.epochs, writing metrics.jsonl and ckpt.pt to out_dir.
+
+    resume: True = continue from out_dir/ckpt.pt if present; a path = from that checkpoint;
+    False = start fresh.
+    stop_at: stop (with a checkpoint) after this global step, as if killed there.
+    """
+    _init_distributed()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if dataset is None:
+        d = cfg.data
+        dataset = data.load_dataset(
+            d.dataset, path=d.path, download=d.download, seed=cfg.train.seed,
+            n_train=d.n_train, n_test=d.n_test,
+        )
+    state = build(cfg, dataset)
+    ckpt_path = out / "ckpt.pt"
+    source = Path(resume) if isinstance(resume, (str, Path)) else ckpt_path
+    if resume and (isinstance(resume, (str, Path)) or ckpt_path.exists()):
+        checkpoint.restore(state, checkpoint.load(source, state.device))
+    is_main = state.rank == 0
+    if is_main:
+        (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    fixed = _fixed_batch(state)
+    end = state.total_steps if stop_at is None else min(stop_at, state.total_steps)
+    log = open(out / "metrics.jsonl", "a") if is_main else None
+    bar = tqdm(
+        total=end,
+        initial=state.step,
+        disable=not (progress and is_main),
+        desc=cfg.name,
+        dynamic_ncols=True,
+    )
+    tic = time.perf_counter()
+    try:
+        while state.step < end:
+            try:
+                m = train_step(state, sample_batch(state, state.step))
+            except NonFiniteLoss as err:
+                raise NonFiniteLoss(
+                    f"{err}. Training stopped; the last good checkpoint is kept at "
+                    f"{ckpt_path} (lower optim.lr or raise optim.warmup_epochs)"
+                ) from None
+            bar.update(1)
+            step = state.step
+            if step % cfg.train.log_every == 0 or step == end:
+                if step % cfg.train.rankme_every == 0 or step == end:
+                    m.update(diagnostics(state, fixed))
+                m.update(
+                    step=step,
+                    epoch=step / state.steps_per_epoch,
+                    images_per_s=cfg.train.log_every
+                    * cfg.train.batch_size
+                    / max(time.perf_counter() - tic, 1e-9),
+                )
+                tic = time.perf_counter()
+                bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
+                if log:
+                    log.write(
+                        json.dumps(
+                            {
+                                k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                for k, v in m.items()
+                            }
+                        )
+                        + "\n"
+                    )
+                    log.flush()
+            if is_main and (step % cfg.train.ckpt_every == 0 or step == end):
+                checkpoint.save(ckpt_path, state)
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    return state

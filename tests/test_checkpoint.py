@@ -1,0 +1,68 @@
+import pytest
+import torch
+from test_train import tiny_config, tiny_dataset
+
+from sparsejepa import checkpoint
+from sparsejepa.checkpoint import CheckpointError
+from sparsejepa.train import train
+
+
+def _weights(state):
+    return {
+        **{f"s.{k}": v for k, v in state.student.state_dict().items()},
+        **{f"t.{k}": v for k, v in state.target.state_dict().items()},
+    }
+
+
+@pytest.mark.parametrize("sparse", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_resume_after_stop_equals_uninterrupted_run(tmp_path, sparse):
+    cfg = tiny_config(sparsity={"enabled": sparse})
+    data = tiny_dataset()
+    full = train(cfg, tmp_path / "full", dataset=data, progress=False)
+    train(cfg, tmp_path / "split", dataset=data, progress=False, stop_at=5)
+    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 5
+    resumed = train(cfg, tmp_path / "split", dataset=data, progress=False)  # auto-resume
+    assert resumed.step == full.step
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = full.adamw.state_dict()["state"], resumed.adamw.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_checkpoint_contents_and_atomic_write(tmp_path):
+    state = train(
+        tiny_config(train={"epochs": 1}), tmp_path, dataset=tiny_dataset(), progress=False
+    )
+    payload = checkpoint.load(tmp_path / "ckpt.pt")
+    assert payload["step"] == state.step
+    assert {"student", "target", "adamw", "sgd", "rng", "config", "code"} <= set(payload)
+    assert payload["code"]["version"]
+    assert checkpoint.config_of(payload) == state.cfg
+    assert not list(tmp_path.glob("*.tmp"))
+    encoder, cfg = checkpoint.load_target_encoder(tmp_path / "ckpt.pt")
+    assert not encoder.training and cfg.model.width == 32
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(encoder(x), state.target.eval()(x))
+
+
+def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a sparsejepa checkpoint"):
+        checkpoint.load(foreign)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    train(tiny_config(train={"epochs": 1}), tmp_path, dataset=tiny_dataset(), progress=False)
+    data = (tmp_path / "ckpt.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load(cut)

@@ -1,0 +1,185 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sparsejepa import train as train_mod
+from sparsejepa.config import from_dict
+from sparsejepa.data import ImageDataset
+from sparsejepa.train import NonFiniteLoss, build, sample_batch, train, train_step
+
+
+def tiny_config(**sections) -> "from_dict":
+    values = {
+        "model": {
+            "img_size": 16,
+            "patch": 4,
+            "width": 32,
+            "depth": 2,
+            "heads": 2,
+            "pred_width": 16,
+            "pred_depth": 1,
+            "pred_heads": 2,
+        },
+        "mask": {"min_keep": 2},
+        "sparsity": {
+            "enabled": True,
+            "latent_dim": 4,
+            "groups": 4,
+            "group_latent": 2,
+            "hidden": 8,
+            "w_lr": 0.05,
+            "lam": 1.0,
+        },
+        "optim": {"warmup_epochs": 1},
+        "train": {
+            "epochs": 3,
+            "batch_size": 16,
+            "device": "cpu",
+            "precision": "fp32",
+            "log_every": 2,
+            "rankme_every": 2,
+            "ckpt_every": 4,
+        },
+    }
+    for key, extra in sections.items():
+        values.setdefault(key, {}).update(extra)
+    return from_dict(values)
+
+
+def tiny_dataset(n_train: int = 48, n_test: int = 16, seed: int = 0) -> ImageDataset:
+    """Random 16x16 images with two labels: enough to exercise the training code quickly."""
+    rng = np.random.default_rng(seed)
+    x_tr = rng.integers(0, 256, (n_train, 16, 16, 3), dtype=np.uint8)
+    x_te = rng.integers(0, 256, (n_test, 16, 16, 3), dtype=np.uint8)
+    y_tr, y_te = rng.integers(0, 3, n_train), rng.integers(0, 3, n_test)
+    return ImageDataset(
+        "tiny", x_tr, x_te, {"a": y_tr}, {"a": y_te}, {"a": 3}, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    )
+
+
+def test_train_step_updates_weights_ema_and_w_prox():
+    cfg = tiny_config()
+    state = build(cfg, tiny_dataset())
+    enc_before = [p.detach().clone() for p in state.student.encoder.parameters()]
+    tgt_before = [p.detach().clone() for p in state.target.parameters()]
+    metrics = train_step(state, sample_batch(state, 0))
+    assert state.step == 1
+    for key in ("loss", "jepa", "recon", "kl", "gen_prior", "lr", "wd", "momentum"):
+        assert math.isfinite(metrics[key])
+    assert metrics["loss"] > metrics["jepa"] > 0
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(enc_before, state.student.encoder.parameters(), strict=True)
+    )
+    # EMA: target moved towards the new encoder by (1 - momentum) of the gap.
+    m = metrics["momentum"]
+    encoder = state.student.encoder.parameters()
+    for t0, t1, s in zip(tgt_before, state.target.parameters(), encoder, strict=True):
+        assert torch.allclose(t1, m * t0 + (1 - m) * s, atol=1e-6)
+
+
+def test_target_encoder_gets_no_gradient_and_baseline_has_no_head():
+    state = build(tiny_config(sparsity={"enabled": False}), tiny_dataset())
+    assert state.student.head is None and state.sgd is None
+    metrics = train_step(state, sample_batch(state, 0))
+    assert set(metrics) >= {"loss", "jepa"} and metrics["loss"] == metrics["jepa"]
+    assert all(p.grad is None for p in state.target.parameters())
+
+
+def test_weight_decay_groups_and_w_in_plain_sgd():
+    state = build(tiny_config(), tiny_dataset())
+    decay, no_decay = state.adamw.param_groups
+    names = {id(p): n for n, p in state.student.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert any("mask_token" in names[id(p)] for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0
+    (w_group,) = state.sgd.param_groups
+    assert w_group["params"][0] is state.student.head.W
+    assert w_group["momentum"] == 0 and w_group["weight_decay"] == 0
+
+
+def test_lambda_kills_connections_and_zero_lambda_keeps_them():
+    def active(lam):
+        cfg = tiny_config(sparsity={"lam": lam, "w_lr": 1.0, "w_init_std": 0.3})
+        state = build(cfg, tiny_dataset())
+        for step in range(3):
+            train_step(state, sample_batch(state, step))
+        return int((state.student.head.column_norms() > 0).sum())
+
+    assert active(0.0) == 16
+    assert active(1.0) < 16
+
+
+def test_sample_batch_is_pure_in_step():
+    state = build(tiny_config(), tiny_dataset())
+    a, b, c = sample_batch(state, 5), sample_batch(state, 5), sample_batch(state, 6)
+    assert torch.equal(a.images, b.images) and torch.equal(a.context_idx, b.context_idx)
+    assert torch.equal(a.noise, b.noise)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_l2_loss_option():
+    state = build(tiny_config(optim={"loss": "l2"}, sparsity={"enabled": False}), tiny_dataset())
+    assert train_step(state, sample_batch(state, 0))["jepa"] > 0
+
+
+def test_training_loop_writes_metrics_and_checkpoint(tmp_path):
+    cfg = tiny_config()
+    state = train(cfg, tmp_path, dataset=tiny_dataset(), progress=False)
+    assert state.step == state.total_steps == 9
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 6, 8, 9]
+    assert all("rankme" in r and r["rankme"] > 1 for r in lines)
+    assert lines[-1]["total_connections"] == 16
+    assert (tmp_path / "ckpt.pt").is_file() and (tmp_path / "config.json").is_file()
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_config()
+    data = tiny_dataset()
+    real = train_mod.sample_batch
+
+    def poisoned(state, step):
+        batch = real(state, step)
+        if step == 5:
+            batch.images[:] = float("nan")
+        return batch
+
+    monkeypatch.setattr(train_mod, "sample_batch", poisoned)
+    with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
+        train(cfg, tmp_path, dataset=data, progress=False)
+    payload = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert payload["step"] == 4
+    assert all(torch.isfinite(v).all() for v in payload["student"].values())
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_encoder_grad_scales_only_the_heads_gradient_into_the_encoder(scale):
+    """encoder grad = grad(JEPA) + scale * grad(alpha recon + beta KL), values unchanged."""
+    state = build(tiny_config(sparsity={"encoder_grad": scale}), tiny_dataset())
+    batch = sample_batch(state, 0)
+    with torch.no_grad():
+        t = state.target(batch.images)
+        t = torch.nn.functional.layer_norm(t, t.shape[-1:])
+        b, m, lt = batch.target_idx.shape
+        targets = train_mod.gather_tokens(t, batch.target_idx.reshape(b, m * lt))
+        targets = targets.reshape(b * m, lt, -1)
+    student = state.student
+
+    def encoder_grads(term: str) -> list[torch.Tensor]:
+        student.zero_grad()
+        out = student(batch.images, batch.context_idx, batch.target_idx, targets, batch.noise)
+        loss = out["loss"] - out["jepa"] if term == "head" else out[term]
+        loss.backward()
+        return [p.grad.clone() for p in student.encoder.parameters()]
+
+    jepa, head = encoder_grads("jepa"), encoder_grads("head")
+    full = encoder_grads("loss")
+    state.cfg.sparsity.encoder_grad = 1.0
+    head_unscaled = encoder_grads("head")
+    for g_full, g_jepa, g_head, g_one in zip(full, jepa, head, head_unscaled, strict=True):
+        torch.testing.assert_close(g_full, g_jepa + g_head, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(g_head, scale * g_one, rtol=1e-4, atol=1e-7)
