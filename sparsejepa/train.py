@@ -275,10 +275,16 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
     if state.sgd is not None:
         state.sgd.zero_grad(set_to_none=True)
     loss.backward()
-    adam_params = [p for g in state.adamw.param_groups for p in g["params"]]
-    grad_norm = float("nan")
-    if state.cfg.optim.clip_grad > 0:
-        grad_norm = float(nn.utils.clip_grad_norm_(adam_params, state.cfg.optim.clip_grad))
+    grad_norm = head_grad_norm = float("nan")
+    clip, student = state.cfg.optim.clip_grad, state.student
+    if clip > 0:
+        # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
+        # ones) shrink the JEPA update, which alone changed the encoder's trajectory.
+        jepa_params = [*student.encoder.parameters(), *student.predictor.parameters()]
+        grad_norm = float(nn.utils.clip_grad_norm_(jepa_params, clip))
+        if student.head is not None:
+            head_params = [p for n, p in student.head.named_parameters() if n != "W"]
+            head_grad_norm = float(nn.utils.clip_grad_norm_(head_params, clip))
     state.adamw.step()
     if state.sgd is not None:
         state.sgd.step()
@@ -291,6 +297,8 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
     state.step += 1
     result = {k: float(v.detach()) for k, v in out.items()}
     result.update(lr=lr, wd=wd, momentum=momentum, grad_norm=grad_norm)
+    if student.head is not None:
+        result["head_grad_norm"] = head_grad_norm
     return result
 
 

@@ -183,3 +183,20 @@ def test_encoder_grad_scales_only_the_heads_gradient_into_the_encoder(scale):
     for g_full, g_jepa, g_head, g_one in zip(full, jepa, head, head_unscaled, strict=True):
         torch.testing.assert_close(g_full, g_jepa + g_head, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(g_head, scale * g_one, rtol=1e-4, atol=1e-7)
+
+
+def test_head_with_no_encoder_gradient_leaves_the_jepa_trajectory_unchanged():
+    """Clipping is per part: a head that sends no gradient into the encoder (encoder_grad=0) must
+    not alter the encoder's updates, even when clipping is active (it did with one global norm)."""
+    dataset = tiny_dataset()
+    runs = {}
+    for enabled in (False, True):
+        cfg = tiny_config(sparsity={"enabled": enabled, "encoder_grad": 0.0},
+                          optim={"clip_grad": 1e-3})
+        state = build(cfg, dataset)
+        for step in range(3):
+            metrics = train_step(state, sample_batch(state, step))
+        assert metrics["grad_norm"] > 1e-3  # clipping was active
+        runs[enabled] = state.student.encoder.state_dict()
+    for name, weight in runs[False].items():
+        torch.testing.assert_close(runs[True][name], weight, rtol=0, atol=0, msg=name)
