@@ -166,7 +166,3 @@ class Predictor(nn.Module):
         for blk in self.blocks:
             x = blk(x)
         return self.out(self.norm(x[:, -lt:]))
-
-
-def param_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
