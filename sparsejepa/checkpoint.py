@@ -1,7 +1,15 @@
-"""Atomic checkpoints holding everything needed to resume a run; loading the target encoder."""
+"""Atomic checkpoints holding everything needed to resume a run; loading the target encoder.
+
+A checkpoint holds only tensors and plain Python types (the numpy RNG state is stored as a tensor
+plus numbers), so it is read with `torch.load(weights_only=True)`: loading never runs code from the
+file. With a sparsity head it also holds the head's group-connectivity matrix (`group_matrix`,
+groups x latents column norms of W) for the figures.
+"""
 
 import os
+import pickle
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,7 +21,7 @@ from .config import Config, ConfigError, from_dict, to_dict
 
 
 class CheckpointError(RuntimeError):
-    pass
+    """A checkpoint is missing, corrupt, unsafe to load or does not fit this code."""
 
 
 def code_version() -> dict:
@@ -46,11 +54,14 @@ def save(path: str | Path, state) -> None:
         "sgd": state.sgd.state_dict() if state.sgd is not None else None,
         "rng": {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_rng_state(),
             "python": random.getstate(),
         },
         "code": code_version(),
     }
+    head = getattr(state.student, "head", None)
+    if head is not None:
+        payload["group_matrix"] = head.column_norms().cpu()
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(payload, f)
@@ -59,8 +70,31 @@ def save(path: str | Path, state) -> None:
     os.replace(tmp, path)
 
 
+def _numpy_rng_state() -> dict:
+    """numpy's legacy global RNG state as a tensor and plain numbers (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "kind": kind,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_rng_state(saved: dict) -> None:
+    keys = saved["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state(
+        (saved["kind"], keys, saved["pos"], saved["has_gauss"], saved["cached_gaussian"])
+    )
+
+
 def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint written by `save`, with a clear error for a missing or corrupt file."""
+    """Read a checkpoint written by `save` with `torch.load(weights_only=True)`.
+
+    Raises CheckpointError for a missing, truncated or corrupt file, and for a file that holds
+    pickled objects other than tensors and plain types (such a file is refused, never executed).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -68,12 +102,19 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
             "`sparsejepa train --out DIR` (DIR/ckpt.pt)"
         )
     try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # torch raises many types for truncated / foreign files
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if unsafe is None:
+            raise _corrupt(path, err) from None
         raise CheckpointError(
-            f"checkpoint '{path}' is unreadable or corrupt ({type(err).__name__}: "
-            f"{err}); re-run training or use an earlier checkpoint"
+            f"checkpoint '{path}' holds a pickled object ({unsafe.group(1)}) besides tensors and "
+            "plain types, so it is not loaded: loading it could run code from the file. A "
+            "checkpoint of an older sparsejepa (pickled numpy RNG state) or of another program "
+            "cannot be resumed; re-run training to write a safe one"
         ) from None
+    except Exception as err:  # torch raises many types for truncated / foreign files
+        raise _corrupt(path, err) from None
     missing = (
         {"step", "config", "student", "target", "adamw"} - set(payload)
         if isinstance(payload, dict)
@@ -86,7 +127,19 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
     return payload
 
 
+def _corrupt(path: Path, err: Exception) -> CheckpointError:
+    text = str(err)
+    reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    detail = reason.group(1) if reason else (lines[-1] if lines else "")
+    return CheckpointError(
+        f"checkpoint '{path}' is unreadable or corrupt ({type(err).__name__}: {detail}); "
+        "re-run training or use an earlier checkpoint"
+    )
+
+
 def config_of(payload: dict) -> Config:
+    """The run's Config, or CheckpointError when it does not fit this code version."""
     try:
         return from_dict(payload["config"])
     except ConfigError as err:
@@ -107,7 +160,7 @@ def restore(state, payload: dict) -> None:
     state.step = int(payload["step"])
     rng = payload["rng"]
     torch.set_rng_state(rng["torch"].cpu())
-    np.random.set_state(rng["numpy"])
+    _set_numpy_rng_state(rng["numpy"])
     random.setstate(rng["python"])
 
 

@@ -20,7 +20,7 @@ def test_resume_after_stop_equals_uninterrupted_run(tmp_path, sparse):
     data = tiny_dataset()
     full = train(cfg, tmp_path / "full", dataset=data, progress=False)
     train(cfg, tmp_path / "split", dataset=data, progress=False, stop_at=5)
-    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 5
+    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=True)["step"] == 5
     resumed = train(cfg, tmp_path / "split", dataset=data, progress=False)  # auto-resume
     assert resumed.step == full.step
     a, b = _weights(full), _weights(resumed)
@@ -44,6 +44,31 @@ def test_checkpoint_contents_and_atomic_write(tmp_path):
     assert not encoder.training and cfg.model.width == 32
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(encoder(x), state.target.eval()(x))
+    # the sparsity head's groups x latents connectivity travels with the checkpoint
+    groups = payload["group_matrix"]
+    assert groups.shape == (cfg.sparsity.groups, cfg.sparsity.latent_dim)
+    assert torch.equal(groups, state.student.head.column_norms())
+
+
+def test_checkpoint_is_plain_data_and_restores_numpy_and_python_rng(tmp_path):
+    import random
+
+    import numpy as np
+
+    cfg = tiny_config(train={"epochs": 1}, sparsity={"enabled": False})
+    state = train(cfg, tmp_path, dataset=tiny_dataset(), progress=False)
+    np.random.seed(123)
+    np.random.standard_normal()  # leaves a cached gaussian in the legacy state
+    random.seed(7)
+    checkpoint.save(tmp_path / "ckpt.pt", state)
+    expected = (np.random.random(5), random.random(), np.random.standard_normal())
+    payload = torch.load(tmp_path / "ckpt.pt", weights_only=True)  # raises on any pickled object
+    assert "group_matrix" not in payload  # JEPA baseline: no head
+    np.random.seed(0)
+    random.seed(0)
+    checkpoint.restore(state, payload)
+    assert np.array_equal(np.random.random(5), expected[0])
+    assert random.random() == expected[1] and np.random.standard_normal() == expected[2]
 
 
 def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
@@ -57,6 +82,26 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(CheckpointError, match="not a sparsejepa checkpoint"):
         checkpoint.load(foreign)
+
+
+class _Payload:
+    """Unpickling this object would create a file: the loader must refuse it, not run it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickled_objects_are_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"step": 1, "config": {}, "student": {}, "target": {}, "adamw": _Payload(marker)},
+               evil)
+    with pytest.raises(CheckpointError, match=r"pickled object \(io.open\).* re-run training"):
+        checkpoint.load(evil)
+    assert not marker.exists()
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
