@@ -164,13 +164,18 @@ def restore(state, payload: dict) -> None:
     random.setstate(rng["python"])
 
 
-def load_target_encoder(path: str | Path, device: torch.device | str = "cpu"):
-    """(target encoder in eval mode, config) from a training checkpoint."""
+def encoder_from_config(cfg: Config):
+    """A freshly initialised target/context encoder of the architecture in `cfg.model`."""
     from .vit import Encoder
 
+    m = cfg.model
+    return Encoder(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio)
+
+
+def load_target_encoder(path: str | Path, device: torch.device | str = "cpu"):
+    """(target encoder in eval mode, config) from a training checkpoint."""
     payload = load(path, device)
     cfg = config_of(payload)
-    m = cfg.model
-    encoder = Encoder(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio)
+    encoder = encoder_from_config(cfg)
     encoder.load_state_dict(payload["target"])
     return encoder.to(device).eval(), cfg

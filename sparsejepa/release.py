@@ -1,0 +1,272 @@
+"""Released encoders: target-encoder weights as safetensors plus a manifest; never unpickled.
+
+A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_CHECKPOINTS) holds
+    NAME.safetensors      the target encoder's state dict (float32), metadata: name, config sha256
+    NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
+    MANIFEST.json         {"format": 1, "entries": {NAME: entry}}
+An entry records the file names with their sha256 and size, the full run config, the code version
+that trained it, the training step, the probe results per dataset, and the sparsity head's
+groups x latents connectivity matrix (column norms of W; None for JEPA).
+
+`export(run_dir, name)` writes one entry from a training run folder (ckpt.pt, metrics.jsonl and the
+probe_*.json / probe.json files `sparsejepa probe --out` wrote there). `load(name_or_path)` checks
+the sha256 of every file and that the weights fit the recorded config, with errors that say what
+to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import checkpoint
+from .config import Config, ConfigError, from_dict, to_dict
+
+MANIFEST = "MANIFEST.json"
+FORMAT = 1
+ENV_DIR = "SPARSEJEPA_CHECKPOINTS"
+
+
+class ReleaseError(RuntimeError):
+    """A released encoder is missing, fails its checksum or does not match its manifest."""
+
+
+@dataclass
+class Release:
+    """A released encoder and what the manifest says about it."""
+
+    name: str
+    encoder: torch.nn.Module  # target encoder, eval mode
+    config: Config
+    probes: dict  # {dataset: run_probes() result}
+    group_matrix: np.ndarray | None  # (groups, latents) column norms of W; None for JEPA
+    history: list[dict] = field(default_factory=list)  # metrics.jsonl records
+    code: dict = field(default_factory=dict)  # {"version", "git_commit"} of the training code
+    step: int = 0
+
+    @property
+    def method(self) -> str:
+        return method_of(self.config)
+
+
+def method_of(cfg: Config) -> str:
+    """"SparseJEPA" when the run had the sparsity head, else "JEPA"."""
+    return "SparseJEPA" if cfg.sparsity.enabled else "JEPA"
+
+
+def default_dir() -> Path:
+    """env SPARSEJEPA_CHECKPOINTS, else the `checkpoints/` folder of this repository."""
+    env = os.environ.get(ENV_DIR)
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_sha256(config: dict) -> str:
+    """sha256 of the canonical JSON of a config dict (sorted keys, tuples as lists)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_manifest(directory: str | Path | None = None) -> dict:
+    """{"format": 1, "entries": {...}} of a release folder (no entries without a manifest)."""
+    directory = Path(directory) if directory is not None else default_dir()
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {"format": FORMAT, "entries": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ReleaseError(
+            f"{path} is not readable JSON ({err}); restore it from git or re-run "
+            "`sparsejepa reproduce` / `sparsejepa export`"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ReleaseError(
+            f"{path}: expected a manifest of format {FORMAT} with 'entries'; it was written by "
+            "another version of sparsejepa or by hand"
+        )
+    return manifest
+
+
+def _write_json_atomic(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _probe_results(run_dir: Path, probe_files) -> dict:
+    """{dataset: results} from explicit JSON files, else every probe*.json in the run folder."""
+    files = [Path(p) for p in probe_files] if probe_files else sorted(run_dir.glob("probe*.json"))
+    probes = {}
+    for file in files:
+        try:
+            result = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            raise ReleaseError(f"probe results {file} are not readable JSON ({err})") from None
+        if not isinstance(result, dict) or "dataset" not in result or "tasks" not in result:
+            raise ReleaseError(
+                f"{file} is not a `sparsejepa probe --out` result (needs 'dataset' and 'tasks')"
+            )
+        probes[result["dataset"]] = result
+    return probes
+
+
+def export(
+    run_dir: str | Path,
+    name: str,
+    out_dir: str | Path | None = None,
+    probe_files: list[str | Path] | None = None,
+) -> dict:
+    """Release the target encoder of `run_dir/ckpt.pt` as `out_dir/NAME.safetensors` and record it
+    in `out_dir/MANIFEST.json` (replacing an entry of the same name). Returns the entry."""
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ReleaseError(f"release name {name!r} must be a plain file stem like 'jepa_s0'")
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else default_dir()
+    payload = checkpoint.load(run_dir / "ckpt.pt")
+    cfg = checkpoint.config_of(payload)
+    config = to_dict(cfg)
+    probes = _probe_results(run_dir, probe_files)
+    manifest = read_manifest(out)  # a broken manifest stops the export before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to("cpu", torch.float32).contiguous() for k, v in payload["target"].items()}
+    file = out / f"{name}.safetensors"
+    tmp = file.with_name(file.name + ".tmp")
+    save_file(weights, tmp, metadata={"name": name, "config_sha256": config_sha256(config)})
+    os.replace(tmp, file)
+    history = None
+    if (run_dir / "metrics.jsonl").is_file():
+        log = out / f"{name}.metrics.jsonl"
+        log.write_bytes((run_dir / "metrics.jsonl").read_bytes())
+        history = {"file": log.name, "sha256": sha256_of(log)}
+    groups = payload.get("group_matrix")
+    entry = {
+        "file": file.name,
+        "sha256": sha256_of(file),
+        "bytes": file.stat().st_size,
+        "method": method_of(cfg),
+        "step": int(payload["step"]),
+        "config": config,
+        "code": payload.get("code", {}),
+        "probes": probes,
+        "group_matrix": None if groups is None else groups.float().tolist(),
+        "history": history,
+    }
+    manifest["entries"][name] = entry
+    _write_json_atomic(out / MANIFEST, manifest)
+    return entry
+
+
+def _resolve(name_or_path: str | Path, directory: str | Path | None) -> tuple[str, dict, Path]:
+    """(name, manifest entry, folder) for a release name or a path to a .safetensors file."""
+    path = Path(name_or_path)
+    if path.suffix == ".safetensors" or path.is_file():
+        folder = path.parent
+        manifest = read_manifest(folder)
+        for name, entry in manifest["entries"].items():
+            if entry.get("file") == path.name:
+                return name, entry, folder
+        raise ReleaseError(
+            f"{path} has no entry in {folder / MANIFEST}; a released encoder is loaded together "
+            "with its manifest (config, sha256). Re-export it with `sparsejepa export`"
+        )
+    folder = Path(directory) if directory is not None else default_dir()
+    manifest = read_manifest(folder)
+    if str(name_or_path) not in manifest["entries"]:
+        known = sorted(manifest["entries"]) or "none; run `sparsejepa reproduce` to make them"
+        raise ReleaseError(
+            f"no released encoder named {str(name_or_path)!r} in {folder / MANIFEST}; available: "
+            f"{known} (set env {ENV_DIR} to use another folder)"
+        )
+    return str(name_or_path), manifest["entries"][str(name_or_path)], folder
+
+
+def _verified(folder: Path, file_name: str, expected: str, what: str) -> Path:
+    path = folder / file_name
+    if not path.is_file():
+        raise ReleaseError(
+            f"{what} file {path} is missing; restore it (git lfs pull / git checkout) or re-run "
+            "`sparsejepa reproduce`"
+        )
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ReleaseError(
+            f"{path} fails its sha256 check (file {actual[:12]}..., manifest {expected[:12]}...): "
+            "it is corrupt or was changed after export; restore it or re-export the run"
+        )
+    return path
+
+
+def load(
+    name_or_path: str | Path,
+    *,
+    directory: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> Release:
+    """A released encoder by manifest name (in `directory`, default `default_dir()`) or by the path
+    of its .safetensors file. Verifies sha256 of the weights and of the training log, that the
+    weights were exported with this config and that they fit the encoder the config builds."""
+    name, entry, folder = _resolve(name_or_path, directory)
+    file = _verified(folder, entry["file"], entry["sha256"], "weights")
+    try:
+        cfg = from_dict(entry["config"])
+    except ConfigError as err:
+        raise ReleaseError(
+            f"release {name!r}: its config does not fit this code version ({err}); use the code "
+            f"version it was trained with ({entry.get('code')}) or re-run the export"
+        ) from None
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            weights = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise ReleaseError(f"{file} is not a readable safetensors file ({err})") from None
+    if metadata.get("config_sha256") != config_sha256(entry["config"]):
+        raise ReleaseError(
+            f"release {name!r}: the config in {folder / MANIFEST} is not the one {file.name} was "
+            "exported with (config sha256 differs); the manifest entry was edited or belongs to "
+            "another file. Restore the manifest or re-export the run"
+        )
+    encoder = checkpoint.encoder_from_config(cfg)
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ReleaseError(
+            f"release {name!r}: the weights do not fit the encoder of its config "
+            f"(model {to_dict(cfg)['model']}): {str(err).splitlines()[0]}"
+        ) from None
+    history = []
+    if entry.get("history"):
+        log = _verified(folder, entry["history"]["file"], entry["history"]["sha256"], "history")
+        history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    groups = entry.get("group_matrix")
+    return Release(
+        name=name,
+        encoder=encoder.to(device).eval(),
+        config=cfg,
+        probes=entry.get("probes") or {},
+        group_matrix=None if groups is None else np.asarray(groups, dtype=np.float64),
+        history=history,
+        code=entry.get("code") or {},
+        step=int(entry.get("step", 0)),
+    )
+
+
+def releases(directory: str | Path | None = None) -> list[str]:
+    """Names of the released encoders in a folder's manifest."""
+    return sorted(read_manifest(directory)["entries"])
