@@ -95,8 +95,9 @@ def test_env_var_path(tmp_path, monkeypatch):
 
 def test_download_checks_md5_and_extracts(tmp_path, monkeypatch):
     tarball, raw = write_tarball(tmp_path)
-    monkeypatch.setattr(data, "CIFAR100_URL", tarball.as_uri())
-    monkeypatch.setattr(data, "CIFAR100_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    monkeypatch.setattr(data.cifar100, "CIFAR100_URL", tarball.as_uri())
+    md5 = hashlib.md5(tarball.read_bytes()).hexdigest()
+    monkeypatch.setattr(data.cifar100, "CIFAR100_MD5", md5)
     cache = tmp_path / "cache"
     with pytest.raises(DatasetError, match="download=True"):
         load_dataset("cifar100", cache_dir=cache)  # no download unless asked
@@ -107,8 +108,8 @@ def test_download_checks_md5_and_extracts(tmp_path, monkeypatch):
 
 def test_download_md5_mismatch_leaves_nothing(tmp_path, monkeypatch):
     tarball, _ = write_tarball(tmp_path)
-    monkeypatch.setattr(data, "CIFAR100_URL", tarball.as_uri())
-    monkeypatch.setattr(data, "CIFAR100_MD5", "0" * 32)
+    monkeypatch.setattr(data.cifar100, "CIFAR100_URL", tarball.as_uri())
+    monkeypatch.setattr(data.cifar100, "CIFAR100_MD5", "0" * 32)
     cache = tmp_path / "cache"
     with pytest.raises(DatasetError, match="checksum mismatch"):
         load_dataset("cifar100", cache_dir=cache, download=True)
@@ -116,7 +117,7 @@ def test_download_md5_mismatch_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_download_failure_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CIFAR100_URL", (tmp_path / "nowhere.tar.gz").as_uri())
+    monkeypatch.setattr(data.cifar100, "CIFAR100_URL", (tmp_path / "nowhere.tar.gz").as_uri())
     with pytest.raises(DatasetError, match="download of .* failed"):
         load_dataset("cifar100", cache_dir=tmp_path / "cache", download=True)
 
