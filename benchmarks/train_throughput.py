@@ -2,17 +2,26 @@
 
 Default geometry: ViT-Tiny/4 at 32x32, batch 128, predictor depth 6 width 96, 4 targets. A step is
 `sample_batch` (indices, crop, masks, noise) + `train_step` (forward, backward, AdamW, prox, EMA).
+`--official DIR` also times the official I-JEPA step (facebookresearch/ijepa checkout at DIR: its
+ViT, predictor, multi-block collator, smooth-L1 loss, AdamW and EMA; the collator runs untimed, as
+in its loader workers) at the same geometry in the same run, interleaved with ours method by method,
+and prints our images/s over its images/s per precision.
 Usage: python benchmarks/train_throughput.py [--threads 2] [--steps 8] [--precisions fp32 bf16]
+       [--official ../shared/anchors/ijepa]
 """
 
 import argparse
+import copy
 import json
+import logging
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sparsejepa.config import from_dict
 from sparsejepa.data import ImageDataset
@@ -35,6 +44,36 @@ def synthetic_dataset(n: int, size: int = 32) -> ImageDataset:
     )
 
 
+def _summary(times: list[float], cpu_times: list[float], batch: int) -> dict:
+    median, cpu_median = statistics.median(times), statistics.median(cpu_times)
+    return {
+        "images_per_s": round(batch / median, 1),
+        # On a shared CPU wall time also counts other jobs; batch * threads / CPU-seconds estimates
+        # what the same threads reach on an idle machine (an upper bound if threads sit idle).
+        "idle_estimate_images_per_s": round(batch * torch.get_num_threads() / cpu_median, 1),
+        "median_step_s": round(median, 4),
+        "step_s": [round(t, 4) for t in times],
+    }
+
+
+def _timed(step_fn, args) -> dict:
+    """Run step_fn(i) warmup + steps times; the timing summary of the last `steps`."""
+    times, cpu_times = [], []
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    for i in range(args.warmup + args.steps):
+        prepared = step_fn.prepare(i) if hasattr(step_fn, "prepare") else None
+        if cuda:
+            torch.cuda.synchronize()
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+        step_fn(i, prepared)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - tic)
+            cpu_times.append(time.process_time() - cpu_tic)
+    return _summary(times, cpu_times, args.batch)
+
+
 def measure(sparse: bool, precision: str, args) -> dict:
     cfg = from_dict(
         {
@@ -51,27 +90,69 @@ def measure(sparse: bool, precision: str, args) -> dict:
         }
     )
     state = build(cfg, synthetic_dataset(args.batch * 4))
-    times, cpu_times = [], []
-    for step in range(args.warmup + args.steps):
-        sync = torch.cuda.synchronize if state.device.type == "cuda" else (lambda: None)
-        sync()
-        tic, cpu_tic = time.perf_counter(), time.process_time()
-        train_step(state, sample_batch(state, step))
-        sync()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - tic)
-            cpu_times.append(time.process_time() - cpu_tic)
-    median, cpu_median = statistics.median(times), statistics.median(cpu_times)
-    return {
-        "method": "SparseJEPA" if sparse else "JEPA",
-        "precision": precision,
-        "images_per_s": round(args.batch / median, 1),
-        # On a shared CPU wall time also counts other jobs; batch * threads / CPU-seconds estimates
-        # what the same threads reach on an idle machine (an upper bound if threads sit idle).
-        "idle_estimate_images_per_s": round(args.batch * torch.get_num_threads() / cpu_median, 1),
-        "median_step_s": round(median, 4),
-        "step_s": [round(t, 4) for t in times],
-    }
+    result = _timed(lambda step, _: train_step(state, sample_batch(state, step)), args)
+    return {"method": "SparseJEPA" if sparse else "JEPA", "precision": precision, **result}
+
+
+class OfficialStep:
+    """The official I-JEPA train step (src/train.py) on the official modules, geometry as ours."""
+
+    def __init__(self, root: str, precision: str, args):
+        sys.path.insert(0, root)
+        logging.disable(logging.WARNING)
+        from src.masks.multiblock import MaskCollator
+        from src.models.vision_transformer import vit_predictor, vit_tiny
+
+        self.device = resolve_device(args.device)
+        torch.manual_seed(0)
+        self.encoder = vit_tiny(patch_size=4, img_size=[32]).to(self.device)
+        self.predictor = vit_predictor(
+            num_patches=self.encoder.patch_embed.num_patches,
+            embed_dim=self.encoder.embed_dim,
+            predictor_embed_dim=96,
+            depth=6,
+            num_heads=self.encoder.num_heads,
+        ).to(self.device)
+        self.target = copy.deepcopy(self.encoder).requires_grad_(False)
+        params = [*self.encoder.parameters(), *self.predictor.parameters()]
+        self.adamw = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.04)
+        # min_keep=4: with the default 10 the official collator never finds a valid 8x8 mask.
+        self.collator = MaskCollator(
+            input_size=(32, 32), patch_size=4, pred_mask_scale=(0.15, 0.2),
+            enc_mask_scale=(0.85, 1.0), aspect_ratio=(0.75, 1.5), nenc=1, npred=4,
+            allow_overlap=False, min_keep=4,
+        )
+        self.bf16, self.batch = precision == "bf16", args.batch
+
+    def prepare(self, step: int):
+        images = torch.randn(self.batch, 3, 32, 32, generator=torch.Generator().manual_seed(step))
+        _, enc_masks, pred_masks = self.collator([(img, 0) for img in images])
+        move = lambda ms: [m.to(self.device) for m in ms]  # noqa: E731
+        return images.to(self.device), move(enc_masks), move(pred_masks)
+
+    def __call__(self, step: int, prepared) -> None:
+        from src.masks.utils import apply_masks
+        from src.utils.tensors import repeat_interleave_batch
+
+        images, enc_masks, pred_masks = prepared
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.no_grad():
+                h = self.target(images)
+                h = F.layer_norm(h, (h.size(-1),))
+                h = repeat_interleave_batch(apply_masks(h, pred_masks), self.batch, len(enc_masks))
+            z = self.predictor(self.encoder(images, enc_masks), enc_masks, pred_masks)
+            loss = F.smooth_l1_loss(z, h)
+        loss.backward()
+        self.adamw.step()
+        self.adamw.zero_grad()
+        with torch.no_grad():
+            for q, k in zip(self.encoder.parameters(), self.target.parameters()):
+                k.mul_(0.996).add_((1 - 0.996) * q.detach())
+
+
+def measure_official(root: str, precision: str, args) -> dict:
+    result = _timed(OfficialStep(root, precision, args), args)
+    return {"method": "I-JEPA official", "precision": precision, **result}
 
 
 def main() -> None:
@@ -84,16 +165,28 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=None, help="fp32 and/or bf16")
     p.add_argument("--methods", nargs="+", default=["SparseJEPA", "JEPA"])
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--official", default=None, help="facebookresearch/ijepa checkout to time too")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     precisions = args.precisions or (["bf16"] if device.type == "cuda" else ["fp32", "bf16"])
-    results = [
-        measure(method == "SparseJEPA", prec, args)
-        for method in args.methods
-        for prec in precisions
-    ]
+    results = []
+    for prec in precisions:
+        for method in args.methods:
+            results.append(measure(method == "SparseJEPA", prec, args))
+        if args.official:
+            results.append(measure_official(args.official, prec, args))
+    ratios = {
+        f"{r['method']}/official {r['precision']}": round(
+            r["images_per_s"] / o["images_per_s"], 3
+        )
+        for r in results
+        for o in results
+        if o["method"] == "I-JEPA official"
+        and r["method"] != o["method"]
+        and r["precision"] == o["precision"]
+    }
     print(
         json.dumps(
             {
@@ -105,6 +198,7 @@ def main() -> None:
                 "batch": args.batch,
                 "geometry": "ViT-Tiny/4 32x32, predictor 96x6, 4 targets",
                 "results": results,
+                "ratio_to_official": ratios,
             },
             indent=2,
         )

@@ -31,6 +31,7 @@ class MaskConfig:
     target_aspect: tuple[float, float] = (0.75, 1.5)
     context_scale: tuple[float, float] = (0.85, 1.0)
     min_keep: int = 10
+    pad_context: bool = True  # keep each sample's whole context (padded); False: cut to batch min
 
 
 @dataclass

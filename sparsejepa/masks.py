@@ -6,8 +6,11 @@ Fixes relative to the official collator:
 2. Scale and aspect ratio are independent draws.
 3. No truncation to the shortest mask in raster order. Target blocks share one (h, w) per batch
    (as in the official collator), so they all hold h*w patches and stack into one predictor pass.
-   Context sizes differ per sample (targets are cut out); every sample keeps a *uniformly random*
-   subset of its context of the batch-minimum size, so no patch position is favoured.
+   Context sizes differ per sample (targets are cut out). By default (`pad=True`) every sample
+   keeps its whole context: indices are padded to the batch maximum and `context_valid` marks the
+   real entries (the encoder and predictor mask padded keys out of attention). With `pad=False`
+   every sample keeps a uniformly random subset of the batch-minimum size (the official collator
+   cuts to the minimum too, in raster order; on the 8x8 grid that leaves 10-19 of 15-50 patches).
 """
 
 import math
@@ -18,8 +21,11 @@ import torch
 
 @dataclass
 class Masks:
-    context: torch.Tensor  # (B, Lc) long, sorted patch indices seen by the context encoder
+    context: torch.Tensor  # (B, Lc) long, patch indices seen by the context encoder
     targets: torch.Tensor  # (B, M, Lt) long, sorted patch indices of each target block
+    # (B, Lc) bool, True where `context` is a real patch (padding is index 0 and False); None
+    # when every row is full (the cut-to-minimum mode)
+    context_valid: torch.Tensor | None = None
 
 
 def _block_size(u_scale: torch.Tensor, u_aspect: torch.Tensor, grid: int, scale, aspect):
@@ -66,12 +72,14 @@ def sample_masks(
     target_aspect=(0.75, 1.5),
     context_scale=(0.85, 1.0),
     min_keep: int = 10,
+    pad: bool = True,
     max_tries: int = 50,
 ) -> Masks:
     """One context block and `num_targets` target blocks per image on a grid x grid patch grid.
 
     Context = context block minus all target patches, needing >= min_keep patches; samples that
-    fall short get all their blocks redrawn (vectorised over the failing samples).
+    fall short get all their blocks redrawn (vectorised over the failing samples). `pad`: keep all
+    context patches (sorted, padded to the longest row) or cut each row to the batch minimum.
     """
     if min_keep < 1 or min_keep > grid * grid:
         raise ValueError(f"min_keep={min_keep} must be in [1, {grid * grid}]")
@@ -99,8 +107,15 @@ def sample_masks(
             f"could not keep min_keep={min_keep} context patches in {max_tries} "
             "tries; lower mask.min_keep or the target scale"
         )
-    keep = int(context.sum(-1).min())
+    targets_idx = _first_true(targets, int(th * tw))
+    counts = context.sum(-1)
+    if pad:
+        longest = int(counts.max())
+        ctx_idx = context.to(torch.int8).argsort(dim=-1, descending=True, stable=True)[:, :longest]
+        valid = torch.arange(longest) < counts[:, None]
+        return Masks(ctx_idx.masked_fill(~valid, 0), targets_idx, valid)
     # Uniformly random subset of `keep` context patches per sample (non-context patches rank last).
+    keep = int(counts.min())
     scores = torch.rand(batch_size, n, generator=g).masked_fill(~context, 2.0)
     ctx_idx = scores.argsort(dim=-1)[:, :keep].sort(-1).values
-    return Masks(context=ctx_idx, targets=_first_true(targets, int(th * tw)))
+    return Masks(context=ctx_idx, targets=targets_idx)

@@ -47,10 +47,12 @@ class Student(nn.Module):
         )
         self.loss_kind, self.sparsity = cfg.optim.loss, s
 
-    def forward(self, images, context_idx, target_idx, targets, noise) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images, context_idx, target_idx, targets, noise, context_valid=None
+    ) -> dict[str, torch.Tensor]:
         """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior)."""
-        h = self.encoder(images, context_idx)
-        pred = self.predictor(h, context_idx, target_idx).float()
+        h = self.encoder(images, context_idx, context_valid)
+        pred = self.predictor(h, context_idx, target_idx, context_valid).float()
         if self.loss_kind == "l2":
             jepa = (pred - targets).square().mean()
         else:
@@ -58,8 +60,9 @@ class Student(nn.Module):
         out = {"jepa": jepa, "loss": jepa}
         if self.head is not None:
             s = self.sparsity
+            tokens = h if context_valid is None else h[context_valid]
             # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
-            terms = self.head(h.detach() + s.encoder_grad * (h - h.detach()), noise)
+            terms = self.head(tokens.detach() + s.encoder_grad * (tokens - tokens.detach()), noise)
             out.update(terms)
             out["loss"] = (
                 jepa
@@ -73,9 +76,10 @@ class Student(nn.Module):
 @dataclass
 class Batch:
     images: torch.Tensor  # (B, 3, H, W) normalised, augmented
-    context_idx: torch.Tensor  # (B, Lc)
+    context_idx: torch.Tensor  # (B, Lc), padded with 0 where context_valid is False
     target_idx: torch.Tensor  # (B, M, Lt)
-    noise: torch.Tensor | None  # (B * Lc, K) reparameterisation noise
+    noise: torch.Tensor | None  # (context tokens, K) reparameterisation noise
+    context_valid: torch.Tensor | None = None  # (B, Lc) bool; None when no row is padded
 
 
 @dataclass
@@ -228,17 +232,19 @@ def sample_batch(state: TrainState, step: int) -> Batch:
         m.target_aspect,
         m.context_scale,
         m.min_keep,
+        m.pad_context,
     )
+    valid = None if masks.context_valid is None else masks.context_valid.to(dev)
     noise = None
     if state.student.head is not None:
-        n = len(idx) * masks.context.shape[1]
+        n = masks.context.numel() if valid is None else int(masks.context_valid.sum())
         noise = torch.randn(
             n,
             cfg.sparsity.latent_dim,
             device=dev,
             generator=_generator(dev, seed, step, state.rank, 3),
         )
-    return Batch(images, masks.context.to(dev), masks.targets.to(dev), noise)
+    return Batch(images, masks.context.to(dev), masks.targets.to(dev), noise, valid)
 
 
 def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
@@ -264,7 +270,10 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
             t = state.target(batch.images).float()
             t = F.layer_norm(t, t.shape[-1:])
             targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
-        out = state.model(batch.images, batch.context_idx, batch.target_idx, targets, batch.noise)
+        out = state.model(
+            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
+            batch.context_valid,
+        )
     loss = out["loss"]
     if not torch.isfinite(loss):
         raise NonFiniteLoss(

@@ -1,5 +1,7 @@
 """ViT encoder and narrow predictor for (Sparse)JEPA: no cls token, fixed 2-D sin-cos positions."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +39,8 @@ class Block(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x (b, n, d); key_valid (b, n) bool or None: padded tokens are never attended to."""
         b, n, d = x.shape
         q, k, v = (
             self.qkv(self.norm1(x))
@@ -48,9 +51,13 @@ class Block(nn.Module):
         if q.device.type == "cpu":
             # Measured: for these short sequences the CPU SDPA kernels (flash, bf16 above all) are
             # 2-4x slower in forward+backward than the plain softmax(q k^T / sqrt(dh)) v below.
-            a = ((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)).softmax(-1) @ v
+            scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+            if key_valid is not None:
+                scores = scores.masked_fill(~key_valid[:, None, None, :], float("-inf"))
+            a = scores.softmax(-1) @ v
         else:
-            a = F.scaled_dot_product_attention(q, k, v)
+            mask = None if key_valid is None else key_valid[:, None, None, :]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.mlp(self.norm2(x))
 
@@ -63,6 +70,15 @@ def _init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def _rescale_residual_branches(blocks: nn.ModuleList) -> None:
+    """I-JEPA's init: divide the output projections of block i (attention proj, second MLP layer)
+    by sqrt(2 (i + 1)), so the residual stream's variance does not grow with depth at init."""
+    for i, blk in enumerate(blocks):
+        blk.proj.weight.div_(math.sqrt(2.0 * (i + 1)))
+        blk.mlp[2].weight.div_(math.sqrt(2.0 * (i + 1)))
 
 
 class Encoder(nn.Module):
@@ -87,6 +103,7 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         _init_weights(self)
+        _rescale_residual_branches(self.blocks)
         w = self.patch_embed.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
         nn.init.zeros_(self.patch_embed.bias)
@@ -108,11 +125,17 @@ class Encoder(nn.Module):
     def patch_size(self) -> int:
         return self.patch_embed.kernel_size[0]
 
-    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """images (B, 3, H, W) normalised -> final-normed tokens (B, L, D), L = N or len(keep)."""
+    def forward(
+        self,
+        images: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        keep_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """images (B, 3, H, W) normalised -> final-normed tokens (B, L, D), L = N or len(keep).
+        keep_valid (B, L) marks the real entries of a padded `keep`; padding is never attended."""
         x = self.embed(images, keep)
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, keep_valid)
         return self.norm(x)
 
     def layer_outputs(self, images: torch.Tensor, n_last: int) -> list[torch.Tensor]:
@@ -150,19 +173,27 @@ class Predictor(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, enc_width)
         _init_weights(self)
+        _rescale_residual_branches(self.blocks)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
     def forward(
-        self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor
+        self,
+        context: torch.Tensor,
+        context_idx: torch.Tensor,
+        target_idx: torch.Tensor,
+        context_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """context (B, Lc, D), context_idx (B, Lc), target_idx (B, M, Lt) -> (B*M, Lt, D),
-        rows ordered sample-major (b, m)."""
+        rows ordered sample-major (b, m). context_valid (B, Lc) marks real (unpadded) tokens."""
         b, m, lt = target_idx.shape
         pos = self.pos.expand(b, -1, -1)
         ctx = self.embed(context) + gather_tokens(pos, context_idx)
         ctx = ctx.repeat_interleave(m, dim=0)
         tgt_pos = gather_tokens(pos, target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
         x = torch.cat([ctx, self.mask_token.to(tgt_pos.dtype) + tgt_pos], dim=1)
+        key_valid = None
+        if context_valid is not None:
+            key_valid = F.pad(context_valid.repeat_interleave(m, dim=0), (0, lt), value=True)
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, key_valid)
         return self.out(self.norm(x[:, -lt:]))

@@ -8,21 +8,46 @@ def _draw(seed=0, batch=64, grid=8, **kw):
     return sample_masks(batch, grid, torch.Generator().manual_seed(seed), **kw)
 
 
-def test_shapes_and_index_ranges():
-    m = _draw(num_targets=4)
+def _valid(m):
+    return torch.ones_like(m.context, dtype=torch.bool) if m.context_valid is None else m.context_valid
+
+
+def _context_sets(m, n=64):
+    """(B, n) bool: which patches each sample's context encoder sees (padding excluded)."""
+    sets = torch.zeros(len(m.context), n, dtype=torch.int64)
+    return sets.scatter_add_(1, m.context, _valid(m).long())
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_shapes_and_index_ranges(pad):
+    m = _draw(num_targets=4, pad=pad)
     assert m.context.ndim == 2 and m.targets.shape[:2] == (64, 4)
     assert m.context.min() >= 0 and m.context.max() < 64
     assert m.targets.min() >= 0 and m.targets.max() < 64
-    # Sorted, no duplicates within a sample.
-    assert (m.context.diff(dim=-1) > 0).all() and (m.targets.diff(dim=-1) > 0).all()
+    # Sorted, no duplicates within a sample (the real entries of a padded row).
+    steps = m.context.diff(dim=-1) > 0
+    assert (steps | ~_valid(m)[:, 1:]).all() and (m.targets.diff(dim=-1) > 0).all()
+    assert _context_sets(m).max() == 1
 
 
-def test_context_and_targets_disjoint():
+def test_padding_keeps_the_whole_context_and_cut_keeps_the_minimum():
+    padded, cut = _draw(3, pad=True), _draw(3, pad=False)
+    counts = padded.context_valid.sum(-1)
+    assert cut.context_valid is None and cut.context.shape[1] == counts.min()
+    assert padded.context.shape[1] == counts.max() > counts.min()  # rows really differ in length
+    # Valid entries come first; the context is the context block minus every target patch.
+    assert (padded.context_valid.long().diff(dim=-1) <= 0).all()
+    assert (padded.context[~padded.context_valid] == 0).all()
+    assert torch.equal(padded.targets, cut.targets)
+    assert (_context_sets(cut) <= _context_sets(padded)).all()
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_context_and_targets_disjoint(pad):
     for seed in range(5):
-        m = _draw(seed)
-        ctx = torch.zeros(64, 64, dtype=torch.bool).scatter_(1, m.context, True)
+        m = _draw(seed, pad=pad)
         tgt = torch.zeros(64, 64, dtype=torch.bool).scatter_(1, m.targets.flatten(1), True)
-        assert not (ctx & tgt).any()
+        assert not (_context_sets(m).bool() & tgt).any()
 
 
 def test_target_blocks_are_rectangles_touching_all_edges():
@@ -45,7 +70,7 @@ def test_every_patch_reaches_context_and_targets():
     tgt_hits = torch.zeros(64)
     for seed in range(100):
         m = _draw(seed)
-        ctx_hits += torch.bincount(m.context.flatten(), minlength=64)
+        ctx_hits += _context_sets(m).sum(0)
         tgt_hits += torch.bincount(m.targets.flatten(), minlength=64)
     assert (ctx_hits > 0).all() and (tgt_hits > 0).all()
     # No raster-order bias: truncating in raster order would favour early (top-left) indices; the
@@ -58,7 +83,8 @@ def test_every_patch_reaches_context_and_targets():
 @pytest.mark.parametrize("min_keep", [4, 10, 20])
 def test_min_keep_respected(min_keep):
     for seed in range(10):
-        assert _draw(seed, min_keep=min_keep).context.shape[1] >= min_keep
+        assert _draw(seed, min_keep=min_keep).context_valid.sum(-1).min() >= min_keep
+        assert _draw(seed, min_keep=min_keep, pad=False).context.shape[1] >= min_keep
 
 
 def test_impossible_min_keep_is_a_clear_error():

@@ -171,7 +171,10 @@ def test_encoder_grad_scales_only_the_heads_gradient_into_the_encoder(scale):
 
     def encoder_grads(term: str) -> list[torch.Tensor]:
         student.zero_grad()
-        out = student(batch.images, batch.context_idx, batch.target_idx, targets, batch.noise)
+        out = student(
+            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
+            batch.context_valid,
+        )
         loss = out["loss"] - out["jepa"] if term == "head" else out[term]
         loss.backward()
         return [p.grad.clone() for p in student.encoder.parameters()]

@@ -53,3 +53,31 @@ def test_predictor_batched_targets_equal_one_pass_per_target():
     for m in range(3):
         single = pred(ctx, ctx_idx, tgt_idx[:, m : m + 1])
         assert torch.allclose(batched.view(2, 3, 2, 32)[:, m], single, atol=1e-5)
+
+
+def test_padded_context_equals_each_sample_run_alone():
+    """Padding + key mask is exact: real tokens (and the predictions) do not see the padding."""
+    torch.manual_seed(0)
+    enc = Encoder(img_size=16, patch=4, width=32, depth=2, heads=2)
+    pred = Predictor(enc.grid, 32, width=16, depth=2, heads=2)
+    x = torch.randn(2, 3, 16, 16)
+    rows = [[0, 2, 5, 9, 11], [1, 3, 4]]
+    keep = torch.tensor([rows[0], rows[1] + [0, 0]])
+    valid = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    targets = torch.tensor([[[6, 7]], [[12, 13]]])
+    h = enc(x, keep, valid)
+    p = pred(h, keep, targets, valid)
+    for i, r in enumerate(rows):
+        alone = enc(x[i : i + 1], torch.tensor([r]))
+        assert torch.allclose(h[i, : len(r)], alone[0], atol=1e-5)
+        p_alone = pred(alone, torch.tensor([r]), targets[i : i + 1])
+        assert torch.allclose(p[i], p_alone[0], atol=1e-5)
+
+
+def test_residual_projections_are_rescaled_by_depth():
+    torch.manual_seed(0)
+    enc = Encoder(img_size=16, patch=4, width=64, depth=4, heads=2)
+    stds = [float(blk.proj.weight.std()) for blk in enc.blocks]
+    # I-JEPA init: block i's output projections have std 0.02 / sqrt(2 (i + 1)).
+    for i, s in enumerate(stds):
+        assert abs(s - 0.02 / (2 * (i + 1)) ** 0.5) < 0.15 * s
