@@ -1,0 +1,302 @@
+"""Tables for T-JEPA / Var-T-JEPA: bundled scikit-learn sets, a simulated mixture, Adult, Covertype.
+
+`load_table(cfg.data)` returns a `Table`: numeric features standardised with train statistics,
+categorical features as integer codes, integer class labels, and a fixed stratified train/test split
+(`split_seed`). Sources:
+
+- breast_cancer, wine, digits (8x8 images read as a 64-feature table): shipped with scikit-learn.
+- mixture: simulated here (`make_mixture`); each row carries the exact entropy of the posterior
+  over its mixture component, the ground-truth ambiguity for the uncertainty evaluation.
+- adult (UCI `adult.data`, 32,561 rows) and covertype (UCI `covtype.data.gz`, 581,012 rows): read
+  from `path`, else from the cache (env SPARSEJEPA_CACHE, default ~/.cache/sparsejepa/tabular),
+  else downloaded with `download=True` and checked against a pinned sha256.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn import datasets as skdata
+from sklearn.model_selection import train_test_split
+
+from ..data import DatasetError, default_cache_dir
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str
+    sha256: str
+    filename: str
+
+
+# adult.data: UCI file; the sha256 is the one pinned by the PreprocessData.jl registry (not
+# re-verified on this offline machine). covtype.data.gz: scikit-learn's `fetch_covtype` mirror and
+# sha256.
+REMOTES = {
+    "adult": Remote(
+        "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.data",
+        "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
+        "adult.data",
+    ),
+    "covertype": Remote(
+        "https://ndownloader.figshare.com/files/5976039",
+        "614360d0257557dd1792834a85a1cdebfadc3c4f30b011d56afee7ffb5b15771",
+        "covtype.data.gz",
+    ),
+}
+ADULT_COLUMNS = (
+    ("age", "num"), ("workclass", "cat"), ("fnlwgt", "num"), ("education", "cat"),
+    ("education_num", "num"), ("marital_status", "cat"), ("occupation", "cat"),
+    ("relationship", "cat"), ("race", "cat"), ("sex", "cat"), ("capital_gain", "num"),
+    ("capital_loss", "num"), ("hours_per_week", "num"), ("native_country", "cat"),
+)  # then the label column: "<=50K" or ">50K"
+COVTYPE_NUMERIC = (
+    "elevation", "aspect", "slope", "horiz_dist_hydrology", "vert_dist_hydrology",
+    "horiz_dist_roadways", "hillshade_9am", "hillshade_noon", "hillshade_3pm",
+    "horiz_dist_fire_points",
+)  # then 4 one-hot wilderness columns, 40 one-hot soil columns, the cover type 1..7
+
+
+@dataclass
+class Table:
+    """A split table. x_num float32 (N, Dn) standardised; x_cat int64 (N, Dc) codes in
+    0..cardinalities[j]-1; y int64 in 0..num_classes-1. `ambiguity_*` (mixture only): exact
+    entropy in nats of p(component | row)."""
+
+    name: str
+    x_num_train: np.ndarray
+    x_num_test: np.ndarray
+    x_cat_train: np.ndarray
+    x_cat_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    cardinalities: list[int]
+    feature_names: list[str]
+    ambiguity_train: np.ndarray | None = None
+    ambiguity_test: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.x_num_train.shape[1] + self.x_cat_train.shape[1]
+
+    def raw_features(self, split: str) -> np.ndarray:
+        """Standardised numerics + one-hot categoricals: the raw-feature baseline input."""
+        x_num = getattr(self, f"x_num_{split}")
+        x_cat = getattr(self, f"x_cat_{split}")
+        onehots = [np.eye(c, dtype=np.float32)[x_cat[:, j]]
+                   for j, c in enumerate(self.cardinalities)]
+        return np.concatenate([x_num, *onehots], axis=1)
+
+
+def load_table(cfg) -> Table:
+    """The table named by a `TableConfig` (see the module docstring for the sources)."""
+    name = cfg.name
+    ambiguity = None
+    if name in ("breast_cancer", "wine", "digits"):
+        bunch = getattr(skdata, f"load_{name}")()
+        x_num, x_cat, cards = bunch.data.astype(np.float64), None, []
+        names = [str(n) for n in getattr(bunch, "feature_names", range(x_num.shape[1]))]
+        y = bunch.target
+    elif name == "mixture":
+        mix = make_mixture(
+            cfg.mixture_rows, cfg.mixture_components, cfg.mixture_dims, cfg.mixture_separation,
+            cfg.mixture_categories, seed=cfg.split_seed,
+        )
+        x_num, x_cat, y, ambiguity = mix["x_num"], mix["x_cat"], mix["y"], mix["entropy"]
+        cards = [cfg.mixture_categories] if cfg.mixture_categories else []
+        names = [f"x{j}" for j in range(x_num.shape[1])] + ["c"] * bool(cards)
+    elif name in REMOTES:
+        file = locate(name, cfg.path, cfg.download)
+        x_num, x_cat, cards, names, y = (read_adult if name == "adult" else read_covertype)(file)
+    else:
+        raise DatasetError(f"unknown table '{name}'; choose from breast_cancer, wine, digits, "
+                           "mixture, adult, covertype")
+    if x_cat is None:
+        x_cat = np.zeros((len(y), 0), dtype=np.int64)
+    return split_table(name, x_num, x_cat, y, cards, names, cfg, ambiguity)
+
+
+def split_table(name, x_num, x_cat, y, cards, names, cfg, ambiguity=None) -> Table:
+    """Stratified split (optionally after a stratified subsample to `max_rows`), then
+    standardise the numeric columns with train mean / std (std 0 -> 1)."""
+    idx = np.arange(len(y))
+    try:
+        if cfg.max_rows is not None and cfg.max_rows < len(y):
+            idx, _ = train_test_split(idx, train_size=cfg.max_rows, stratify=y,
+                                      random_state=cfg.split_seed)
+        train, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y[idx],
+                                       random_state=cfg.split_seed)
+    except ValueError as err:  # too few rows of some class for a stratified split
+        raise DatasetError(f"{name}: cannot split {len(idx)} rows stratified by class ({err}); "
+                           "use more rows (data.max_rows) or change data.test_fraction") from err
+    mean = x_num[train].mean(0)
+    std = x_num[train].std(0)
+    std[std == 0] = 1.0
+    scaled = ((x_num - mean) / std).astype(np.float32)
+    classes, y_codes = np.unique(y, return_inverse=True)
+    amb_train, amb_test = (None, None) if ambiguity is None else (ambiguity[train], ambiguity[test])
+    return Table(
+        name, scaled[train], scaled[test], x_cat[train].astype(np.int64),
+        x_cat[test].astype(np.int64), y_codes[train].astype(np.int64),
+        y_codes[test].astype(np.int64), len(classes), list(cards), list(names),
+        amb_train, amb_test,
+    )
+
+
+def make_mixture(n: int, components: int, dims: int, separation: float, categories: int,
+                 seed: int = 0) -> dict[str, np.ndarray]:
+    """Rows of a Gaussian mixture with one optional categorical feature, and their exact ambiguity.
+
+    k ~ Uniform{0..K-1}; x | k ~ N(separation * q_k, I_d) with q_k orthonormal columns of a random
+    rotation; c | k ~ Categorical(pi_k), pi_k = 0.5 * onehot(k mod C) + 0.5 / C. The posterior is
+        log p(k | x, c) = -||x - mu_k||^2 / 2 + log pi_k[c] - logsumexp_k'(same)
+    and the ambiguity of a row is its entropy H = -sum_k p(k|x,c) log p(k|x,c) (nats, <= log K).
+    """
+    if components < 2 or dims < components:
+        raise DatasetError(f"mixture needs 2 <= components <= dims, got {components}, {dims}")
+    rng = np.random.default_rng(seed)
+    rotation, _ = np.linalg.qr(rng.standard_normal((dims, dims)))
+    means = separation * rotation[:, :components].T  # (K, d)
+    y = rng.integers(components, size=n)
+    x = means[y] + rng.standard_normal((n, dims))
+    log_lik = -0.5 * ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (n, K)
+    x_cat = np.zeros((n, 0), dtype=np.int64)
+    if categories:
+        table = np.full((components, categories), 0.5 / categories)
+        table[np.arange(components), np.arange(components) % categories] += 0.5
+        c = (rng.random(n)[:, None] > np.cumsum(table[y], axis=1)).sum(1)
+        x_cat = c[:, None].astype(np.int64)
+        log_lik = log_lik + np.log(table[:, c].T)
+    log_post = log_lik - logsumexp(log_lik, axis=1, keepdims=True)
+    entropy = -(np.exp(log_post) * log_post).sum(1)
+    return {"x_num": x, "x_cat": x_cat, "y": y, "entropy": entropy, "log_posterior": log_post}
+
+
+# ----------------------------------------------------------------------------- remote tables
+
+
+def cache_dir() -> Path:
+    return default_cache_dir() / "tabular"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locate(name: str, path: str | None, download: bool, cache: Path | None = None) -> Path:
+    """The file of a remote table: `path` if given (must exist), else the cache (its sha256 is
+    checked), else a download into the cache when `download`, else a DatasetError saying how."""
+    remote = REMOTES[name]
+    if path is not None:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise DatasetError(f"{name}: data.path {file} does not exist; point it at "
+                               f"{remote.filename} (from {remote.url})")
+        return file
+    cache = cache or cache_dir()
+    cached = cache / remote.filename
+    if cached.is_file():
+        actual = sha256_of(cached)
+        if actual != remote.sha256:
+            raise DatasetError(
+                f"{name}: cached {cached} has sha256 {actual}, expected {remote.sha256}; delete it "
+                "and load again with data.download=true, or give your own copy with data.path"
+            )
+        return cached
+    if download:
+        return fetch(remote, cache)
+    raise DatasetError(
+        f"{name}: not in the cache ({cached}). Fix: --set data.download=true on a machine with a "
+        f"network (fetches {remote.url}), or download it by hand and --set data.path=FILE"
+    )
+
+
+def fetch(remote: Remote, cache: Path) -> Path:
+    """Download `remote` into `cache` via a .part file; keep it only if the sha256 matches."""
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / remote.filename
+    part = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(remote.url, timeout=60) as response, open(part, "wb") as f:
+            shutil.copyfileobj(response, f, length=1 << 20)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise DatasetError(
+            f"download of {remote.url} failed ({err}). Offline? Copy {remote.filename} from a "
+            f"machine with a network into {cache}, or --set data.path=FILE"
+        ) from err
+    actual = sha256_of(part)
+    if actual != remote.sha256:
+        part.unlink()
+        raise DatasetError(f"checksum mismatch for {remote.url}: sha256 {actual}, expected "
+                           f"{remote.sha256}; the download is corrupt or the file changed upstream")
+    os.replace(part, target)
+    return target
+
+
+def _read_text(file: Path) -> str:
+    try:
+        raw = file.read_bytes()
+        return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as err:
+        raise DatasetError(f"{file}: unreadable ({type(err).__name__}: {err})") from err
+
+
+def read_adult(file: Path):
+    """UCI adult.data: 14 comma-separated fields and the label; '?' stays its own category."""
+    rows = [
+        [v.strip() for v in line.split(",")]
+        for line in _read_text(file).splitlines()
+        if line.strip() and not line.startswith("|")
+    ]
+    width = len(ADULT_COLUMNS) + 1
+    bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
+    if not rows or bad is not None:
+        where = "no data rows" if not rows else f"row {bad + 1} has {len(rows[bad])} fields"
+        raise DatasetError(f"{file}: not the UCI adult.data format ({where}; expected {width})")
+    table = np.array(rows, dtype=object)
+    labels = np.array([v.rstrip(".") for v in table[:, -1]])
+    if not set(labels) <= {"<=50K", ">50K"}:
+        raise DatasetError(f"{file}: labels must be '<=50K' or '>50K', "
+                           f"got {sorted(set(labels))[:5]}")
+    num_cols = [j for j, (_, kind) in enumerate(ADULT_COLUMNS) if kind == "num"]
+    cat_cols = [j for j, (_, kind) in enumerate(ADULT_COLUMNS) if kind == "cat"]
+    try:
+        x_num = table[:, num_cols].astype(np.float64)
+    except ValueError as err:
+        raise DatasetError(f"{file}: a numeric adult column holds text ({err})") from err
+    codes = [np.unique(table[:, j], return_inverse=True) for j in cat_cols]
+    x_cat = np.stack([c for _, c in codes], axis=1)
+    names = [ADULT_COLUMNS[j][0] for j in num_cols + cat_cols]
+    return x_num, x_cat, [len(u) for u, _ in codes], names, (labels == ">50K").astype(np.int64)
+
+
+def read_covertype(file: Path):
+    """UCI covtype.data(.gz): 10 numeric columns, 4 + 40 one-hot columns read back as two
+    categorical features (wilderness area, soil type), the cover type 1..7."""
+    try:
+        data = np.loadtxt(io.StringIO(_read_text(file)), delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise DatasetError(f"{file}: not the UCI covtype format ({err})") from err
+    if data.shape[1] != 55:
+        raise DatasetError(f"{file}: expected 55 columns per row, got {data.shape[1]}")
+    wild, soil = data[:, 10:14], data[:, 14:54]
+    if not ((wild.sum(1) == 1).all() and (soil.sum(1) == 1).all()):
+        raise DatasetError(f"{file}: wilderness (cols 11-14) and soil (15-54) must be one-hot")
+    x_cat = np.stack([wild.argmax(1), soil.argmax(1)], axis=1)
+    names = [*COVTYPE_NUMERIC, "wilderness", "soil"]
+    return data[:, :10], x_cat, [4, 40], names, data[:, 54].astype(np.int64)

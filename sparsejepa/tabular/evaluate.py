@@ -1,0 +1,145 @@
+"""Tabular embeddings evaluated: downstream heads, selective prediction, uncertainty vs ambiguity.
+
+- Downstream: logistic regression, an MLP and HistGradientBoosting (scikit-learn) fitted on the
+  train split of raw features, T-JEPA embeddings or Var-T-JEPA embeddings; test accuracy.
+- Latent uncertainty of a row (Var-T-JEPA), three aggregates of Gaussian standard deviations:
+  "target_posterior": mean over features and dims of the std of q(s_y | whole row);
+  "predictor": the same for the predictor p(s_y|s_x,z), averaged over `mask_draws` random masks;
+  "z": mean std of q(z|s_x).
+- Selective prediction: accuracy on the test rows left after dropping the fraction q with the
+  highest uncertainty, for each q in `drop_fractions`; the head's own confidence (1 - max
+  probability) is reported beside it as a reference.
+- On the simulated mixture: Spearman correlation of each uncertainty with the exact entropy of
+  p(component | row).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..train import _generator
+from .config import EvalConfig
+from .data import Table
+from .masks import sample_feature_masks
+from .models import pool
+from .train import TabState, encoder_of
+
+UNCERTAINTY_KINDS = ("target_posterior", "predictor", "z")
+
+
+def _tensors(table: Table, split: str, device):
+    return (torch.as_tensor(getattr(table, f"x_num_{split}"), device=device),
+            torch.as_tensor(getattr(table, f"x_cat_{split}"), device=device))
+
+
+@torch.no_grad()
+def embeddings(state: TabState, table: Table, split: str, how: str = "mean") -> np.ndarray:
+    """(N, d) pooled tokens of the whole row: T-JEPA's EMA target backbone output, Var-T-JEPA's
+    posterior means of s_x."""
+    x_num, x_cat = _tensors(table, split, state.device)
+    if state.target is not None:
+        tokens = encoder_of(state)(x_num, x_cat)
+    else:
+        tokens = state.model.posterior_sx(x_num, x_cat)[0]
+    return pool(tokens, how).cpu().numpy()
+
+
+@torch.no_grad()
+def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-row latent uncertainties of Var-T-JEPA, keyed by UNCERTAINTY_KINDS (see module doc)."""
+    model, cfg = state.model, state.cfg
+    x_num, x_cat = _tensors(table, split, state.device)
+    n = len(x_num)
+    h = model.backbone(x_num, x_cat)
+    mu_sx, lv_sx = model.gaussian(model.sx_head(h), model.var.posterior_logvar)
+    lv_sy = model.gaussian(model.sy_head(h), model.var.posterior_logvar)[1][:, 1:]
+    mu_z, lv_z = model.posterior_z(mu_sx)
+    predictor = torch.zeros(n, device=state.device)
+    for r in range(draws):
+        masks = sample_feature_masks(n, model.backbone.n_tokens - 1,
+                                     _generator(torch.device("cpu"), seed, r, 7),
+                                     cfg.mask.num_targets, cfg.mask.context_share,
+                                     cfg.mask.target_share)
+        ctx = masks.context.to(state.device)
+        s_x = torch.gather(mu_sx, 1, ctx[..., None].expand(-1, -1, mu_sx.shape[-1]))
+        mu_zc = model.posterior_z(s_x)[0]
+        lv_p = model.prior_sy(s_x, ctx, masks.targets.to(state.device), mu_zc)[1]
+        predictor += (0.5 * lv_p).exp().reshape(n, -1).mean(1) / draws
+    return {
+        "target_posterior": (0.5 * lv_sy).exp().reshape(n, -1).mean(1).cpu().numpy(),
+        "predictor": predictor.cpu().numpy(),
+        "z": (0.5 * lv_z).exp().mean(1).cpu().numpy(),
+    }
+
+
+def make_head(name: str, seed: int, ecfg: EvalConfig):
+    if name == "logreg":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    if name == "mlp":
+        return make_pipeline(StandardScaler(), MLPClassifier(
+            (ecfg.mlp_hidden,), max_iter=ecfg.mlp_epochs, random_state=seed))
+    if name == "hgb":
+        return HistGradientBoostingClassifier(random_state=seed)
+    raise ValueError(f"unknown head '{name}'; choose logreg, mlp or hgb")
+
+
+def fit_heads(x_train, y_train, x_test, y_test, ecfg: EvalConfig, seed: int) -> dict[str, dict]:
+    """{head: {'acc': test accuracy, 'correct': bool (N,), 'confidence': max prob (N,)}}."""
+    out = {}
+    for name in ecfg.heads:
+        head = make_head(name, seed, ecfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            head.fit(x_train, y_train)
+        proba = head.predict_proba(x_test)
+        correct = head.classes_[proba.argmax(1)] == y_test
+        out[name] = {"acc": float(correct.mean()), "correct": correct,
+                     "confidence": proba.max(1)}
+    return out
+
+
+def selective_accuracy(correct: np.ndarray, uncertainty: np.ndarray,
+                       fractions: list[float]) -> list[float]:
+    """Accuracy on the rows left after dropping the ceil(q N) most uncertain, for each q
+    (ties broken by row order, stable)."""
+    order = np.argsort(uncertainty, kind="stable")  # most certain first
+    n = len(correct)
+    return [float(correct[order[: n - math.ceil(q * n)]].mean()) for q in fractions]
+
+
+def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) -> dict:
+    """Heads on the embeddings of `state` (raw features when None); for Var-T-JEPA also the
+    uncertainties, selective-prediction curves and (mixture) Spearman vs the exact ambiguity."""
+    if state is None:
+        x_train, x_test = table.raw_features("train"), table.raw_features("test")
+    else:
+        x_train = embeddings(state, table, "train", ecfg.pool)
+        x_test = embeddings(state, table, "test", ecfg.pool)
+    heads = fit_heads(x_train, table.y_train, x_test, table.y_test, ecfg, seed)
+    result = {"acc": {h: r["acc"] for h, r in heads.items()}, "dim": int(x_train.shape[1])}
+    result["selective_confidence"] = {
+        h: selective_accuracy(r["correct"], -r["confidence"], ecfg.drop_fractions)
+        for h, r in heads.items()
+    }
+    if state is not None and state.target is None:
+        unc = uncertainties(state, table, "test", ecfg.mask_draws, seed)
+        result["uncertainty_test"] = {k: v.tolist() for k, v in unc.items()}
+        result["selective_uncertainty"] = {
+            h: {k: selective_accuracy(r["correct"], u, ecfg.drop_fractions) for k, u in unc.items()}
+            for h, r in heads.items()
+        }
+        if table.ambiguity_test is not None:
+            result["spearman"] = {
+                k: float(spearmanr(v, table.ambiguity_test).statistic) for k, v in unc.items()
+            }
+    return result

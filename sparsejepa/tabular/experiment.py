@@ -1,0 +1,120 @@
+"""The comparison behind the README tables: raw features vs T-JEPA vs Var-T-JEPA over seeds.
+
+`run_comparison(cfg, out_dir)` trains each method once per seed (runs resume from their
+checkpoints), evaluates it with `evaluate.evaluate`, and writes `results.json`; `summarise` turns
+that into mean and sample standard deviation over seeds; `markdown` formats the tables.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import TabularConfig, from_dict, to_dict
+from .data import load_table
+from .evaluate import evaluate
+from .train import train
+
+METHODS = ("raw", "t_jepa", "var_t_jepa")
+
+
+def with_method(cfg: TabularConfig, method: str, seed: int) -> TabularConfig:
+    values = to_dict(cfg)
+    values["model"]["method"] = method
+    values["train"]["seed"] = seed
+    values["name"] = f"{cfg.name}-{method}-s{seed}"
+    return from_dict(values)
+
+
+def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
+                   seeds: list[int] | None = None, log=print) -> dict:
+    """Train + evaluate every method for every seed; results.json in out_dir; returns it."""
+    out = Path(out_dir)
+    table = load_table(cfg.data)
+    seeds = cfg.eval.seeds if seeds is None else seeds
+    runs = []
+    for seed in seeds:
+        for method in methods:
+            tic = time.perf_counter()
+            state = None
+            if method != "raw":
+                state = train(with_method(cfg, method, seed), out / method / f"seed{seed}",
+                              table=table, log=None)
+            train_s = time.perf_counter() - tic
+            result = evaluate(state, table, cfg.eval, seed)
+            result.update(method=method, seed=seed, train_seconds=train_s,
+                          eval_seconds=time.perf_counter() - tic - train_s)
+            runs.append(result)
+            if log:
+                accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
+                log(f"{cfg.data.name} seed {seed} {method:<10} {accs} "
+                    f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)")
+    results = {
+        "config": to_dict(cfg),
+        "table": {"name": table.name, "n_train": len(table.y_train), "n_test": len(table.y_test),
+                  "n_features": table.n_features, "num_classes": table.num_classes},
+        "ambiguity_test": None if table.ambiguity_test is None else table.ambiguity_test.tolist(),
+        "runs": runs,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results))
+    return results
+
+
+def summarise(results: dict) -> dict:
+    """{'acc': {method: {head: [mean, std]}}, 'selective': {method: {head: {kind: [mean accuracy
+    per drop fraction]}}} with kind 'confidence' or an uncertainty kind, 'spearman': {kind:
+    [mean, std]},
+    'train_seconds': {method: mean}}; std is the sample std over seeds (0 for one seed)."""
+    by_method: dict[str, list] = {}
+    for run in results["runs"]:
+        by_method.setdefault(run["method"], []).append(run)
+    summary = {"acc": {}, "selective": {}, "spearman": {}, "train_seconds": {}}
+    for method, runs in by_method.items():
+        heads = list(runs[0]["acc"])
+        summary["acc"][method] = {
+            h: [float(np.mean(a := [r["acc"][h] for r in runs])),
+                float(np.std(a, ddof=1)) if len(a) > 1 else 0.0] for h in heads
+        }
+        summary["train_seconds"][method] = float(np.mean([r["train_seconds"] for r in runs]))
+        summary["selective"][method] = {h: {} for h in heads}
+        for h in heads:
+            curves = [{"confidence": r["selective_confidence"][h],
+                       **r.get("selective_uncertainty", {}).get(h, {})} for r in runs]
+            summary["selective"][method][h] = {
+                kind: np.mean([c[kind] for c in curves], axis=0).tolist() for kind in curves[0]
+            }
+        if "spearman" in runs[0]:
+            summary["spearman"] = {
+                k: [float(np.mean(v := [r["spearman"][k] for r in runs])),
+                    float(np.std(v, ddof=1)) if len(v) > 1 else 0.0] for k in runs[0]["spearman"]
+            }
+    return summary
+
+
+def markdown(results: dict) -> str:
+    """Accuracy table (mean +- std over seeds), selective-prediction rows, Spearman line."""
+    s, t = summarise(results), results["table"]
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    fractions = results["config"]["eval"]["drop_fractions"]
+    heads = list(next(iter(s["acc"].values())))
+    lines = [f"**{t['name']}** ({t['n_train']} train / {t['n_test']} test rows, "
+             f"{t['n_features']} features, {t['num_classes']} classes; seeds {seeds})", "",
+             "| method | " + " | ".join(heads) + " | train s |",
+             "|---|" + "---|" * (len(heads) + 1)]
+    for method, accs in s["acc"].items():
+        cells = " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in accs.values())
+        lines.append(f"| {method} | {cells} | {s['train_seconds'][method]:.0f} |")
+    if "var_t_jepa" in s["acc"]:
+        lines += ["", "Selective prediction on Var-T-JEPA embeddings: test accuracy after dropping "
+                  "the most uncertain rows, ranked by a latent std or by the head's confidence",
+                  "", "| head | ranked by | " + " | ".join(f"{q:.0%}" for q in fractions) + " |",
+                  "|---|---|" + "---|" * len(fractions)]
+        for head, kinds in s["selective"]["var_t_jepa"].items():
+            for kind, accs in kinds.items():
+                lines.append(f"| {head} | {kind} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
+    if s["spearman"]:
+        cells = ", ".join(f"{k} {m:.3f} ± {d:.3f}" for k, (m, d) in s["spearman"].items())
+        lines += ["", f"Spearman(latent uncertainty, exact ambiguity) on test rows: {cells}"]
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""Tabular training: feature masks, configs, exact resume, EMA, evaluation, tiny end-to-end run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sparsejepa.checkpoint import CheckpointError
+from sparsejepa.cli import main
+from sparsejepa.config import ConfigError
+from sparsejepa.tabular.config import from_dict, load_config, presets
+from sparsejepa.tabular.data import load_table
+from sparsejepa.tabular.evaluate import evaluate, selective_accuracy
+from sparsejepa.tabular.experiment import markdown, run_comparison
+from sparsejepa.tabular.masks import sample_feature_masks
+from sparsejepa.tabular.train import load, load_trained, train
+
+TINY = {
+    "data": {"name": "mixture", "mixture_rows": 240},
+    "model": {"width": 16, "depth": 1, "heads": 2, "pred_width": 16, "pred_depth": 1,
+              "pred_heads": 2, "latent_dim": 4, "z_dim": 4},
+    "train": {"epochs": 2, "batch_size": 30, "log_every": 2, "rankme_every": 4, "ckpt_every": 3},
+    "optim": {"warmup_epochs": 1},
+    "var": {"anneal_epochs": 1},
+    "eval": {"seeds": [0], "heads": ["logreg"], "mask_draws": 2},
+}
+TINY_SET = ["data.mixture_rows=240", "model.width=16", "model.depth=1", "model.heads=2",
+            "model.pred_width=16", "model.pred_depth=1", "model.pred_heads=2",
+            "model.latent_dim=4", "model.z_dim=4", "train.epochs=2", "train.batch_size=30",
+            "eval.heads=[logreg,hgb]", "eval.mask_draws=2"]
+
+
+def tiny(method: str, **extra):
+    values = json.loads(json.dumps(TINY))
+    values["model"]["method"] = method
+    for section, entries in extra.items():
+        values.setdefault(section, {}).update(entries)
+    return from_dict(values)
+
+
+def test_feature_masks_never_overlap_the_context():
+    g = torch.Generator().manual_seed(0)
+    for n in (2, 3, 13, 64):
+        m = sample_feature_masks(16, n, g, num_targets=4)
+        assert (m.context[:, 0] == 0).all()  # [REG] always in the context
+        ctx = m.context[:, 1:]
+        assert ctx.min() >= 1 and m.targets.max() <= n and m.targets.min() >= 1
+        for b in range(16):
+            c = set(ctx[b].tolist())
+            assert len(c) == ctx.shape[1]  # no repeats
+            for t in m.targets[b]:
+                assert len(set(t.tolist())) == len(t) and not c & set(t.tolist())
+    a = sample_feature_masks(4, 10, torch.Generator().manual_seed(3))
+    b = sample_feature_masks(4, 10, torch.Generator().manual_seed(3))
+    assert torch.equal(a.context, b.context) and torch.equal(a.targets, b.targets)
+
+
+def test_presets_parse_and_errors_name_the_fix():
+    assert {"breast_cancer", "wine", "digits", "mixture", "adult", "covertype"} <= set(presets())
+    for name in presets():
+        load_config(name)
+    with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
+        load_config("wine", ["model.widht=3"])
+    with pytest.raises(ConfigError, match="model.method: must be one of"):
+        load_config("wine", ["model.method=vae"])
+    with pytest.raises(ConfigError, match="never overlap"):
+        load_config("wine", ["mask.context_share=[0.5,0.9]"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(load_config("wine", ["train.batch_size=1000"]), "/nonexistent-never-created")
+
+
+@pytest.mark.parametrize("method", ["t_jepa", "var_t_jepa"])
+def test_resume_is_exact(tmp_path, method):
+    cfg = tiny(method)
+    table = load_table(cfg.data)
+    full = train(cfg, tmp_path / "full", table=table, log=None)
+    assert full.step == 2 * (len(table.y_train) // 30)
+    train(cfg, tmp_path / "cut", table=table, log=None, stop_at=5)
+    assert load(tmp_path / "cut" / "ckpt.pt")["step"] == 5
+    resumed = train(cfg, tmp_path / "cut", table=table, log=None)
+    for (name, a), b in zip(full.model.state_dict().items(),
+                           resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    if method == "t_jepa":  # the EMA target moved away from its initial copy of the student
+        assert torch.equal(full.target.norm.weight, resumed.target.norm.weight)
+        assert not all(torch.equal(p, q) for p, q in zip(full.target.parameters(),
+                                                         full.model.backbone.parameters(),
+                                                         strict=True))
+        assert not any(p.requires_grad for p in full.target.parameters())
+    lines = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    assert "rankme" in json.loads(lines[-1])
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load(tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load(tmp_path / "bad.pt")
+    torch.save({"step": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a sparsejepa tabular"):
+        load(tmp_path / "other.pt")
+
+
+def test_selective_accuracy_drops_the_most_uncertain_rows():
+    correct = np.array([True, True, False, True, False])
+    unc = np.array([0.1, 0.2, 0.9, 0.3, 0.8])
+    assert selective_accuracy(correct, unc, [0.0, 0.2, 0.4]) == [0.6, 0.75, 1.0]
+    assert selective_accuracy(correct, -unc, [0.4]) == [pytest.approx(1 / 3)]
+
+
+def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
+    cfg = tiny("var_t_jepa")
+    table = load_table(cfg.data)
+    train(cfg, tmp_path, table=table, log=None)
+    state = load_trained(tmp_path / "ckpt.pt", table)
+    r = evaluate(state, table, cfg.eval, seed=0)
+    assert 0 <= r["acc"]["logreg"] <= 1 and r["dim"] == 4
+    assert set(r["spearman"]) == {"target_posterior", "predictor", "z"}
+    unc = np.array(r["uncertainty_test"]["predictor"])
+    assert unc.shape == table.y_test.shape and (unc > 0).all()
+    curve = r["selective_uncertainty"]["logreg"]["predictor"]
+    assert len(curve) == len(cfg.eval.drop_fractions)
+
+
+def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
+    main(["tabular", "compare", "--config", "mixture", "--out", str(tmp_path), "--seeds", "0",
+          "1", "--quiet", *sum((["--set", s] for s in TINY_SET), [])])
+    printed = capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {(r["method"], r["seed"]) for r in results["runs"]} == {
+        (m, s) for m in ("raw", "t_jepa", "var_t_jepa") for s in (0, 1)}
+    assert len(results["ambiguity_test"]) == results["table"]["n_test"]
+    text = (tmp_path / "results.md").read_text()
+    assert "| var_t_jepa |" in text and "Spearman" in text and text.strip() in printed
+    assert markdown(results) == text.strip()
+    # a second call resumes the finished runs instead of training again
+    again = run_comparison(from_dict(results["config"]), tmp_path, methods=["var_t_jepa"],
+                           seeds=[0], log=None)
+    assert again["runs"][0]["train_seconds"] < 5
