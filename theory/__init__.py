@@ -3,17 +3,18 @@
 `theory.tasks` (ground-truth tasks) and `theory.linear_jepa` are submodules imported on demand.
 """
 
+from theory.closed_forms import gaussian_multiinformation, student_t_multiinformation
 from theory.estimators import (
     METHODS,
     Decomposition,
     Estimate,
     choose_method,
     decompose,
-    gaussian_multiinformation,
     multiinformation,
-    parse_groups,
 )
+from theory.inputs import parse_groups
 from theory.knn import kl_entropy
+from theory.monitor import monitor
 
 __all__ = [
     "METHODS",
@@ -23,6 +24,8 @@ __all__ = [
     "decompose",
     "gaussian_multiinformation",
     "kl_entropy",
+    "monitor",
     "multiinformation",
     "parse_groups",
+    "student_t_multiinformation",
 ]

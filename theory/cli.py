@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from theory.estimators import METHODS, as_matrix, choose_method, multiinformation
+from theory.estimators import METHODS, multiinformation
+from theory.inputs import as_matrix
 
 
 def parse_group_spec(spec: str, d: int) -> list[list[int]]:
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help=".npy, .npz, .pt or .csv file with an (N, d) matrix")
     parser.add_argument("--method", default="auto", choices=METHODS)
     parser.add_argument("--groups", help="'0-3;4,5;6-9' or 'size:S': each group one variable")
-    parser.add_argument("--k", type=int, default=3, help="neighbours for ksg/kl (default 3)")
+    parser.add_argument("--k", type=int, help="neighbours for the kNN methods (default 3; 8 for "
+                        "knn_corrected)")
     parser.add_argument("--key", help="array name inside .npz or a dict saved in .pt")
     parser.add_argument("--base", type=float, default=math.e, help="log base (2 = bits)")
     parser.add_argument("--ci", type=float, help="also a half-sampling interval, e.g. 0.95")
@@ -95,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         X = as_matrix(load_matrix(args.path, args.key))
         groups = parse_group_spec(args.groups, X.shape[1]) if args.groups else None
-        method = choose_method(X, groups) if args.method == "auto" else args.method
-        result = multiinformation(X, method=method, groups=groups, k=args.k,
+        result = multiinformation(X, method=args.method, groups=groups, k=args.k,
                                   base=args.base, seed=args.seed, ci=args.ci)
     except ValueError as err:
         print(f"multiinfo: error: {err}", file=sys.stderr)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     unit = {math.e: "nats", 2.0: "bits"}.get(args.base, f"log base {args.base:g}")
     value = float(result)
     out = {"path": args.path, "value": value, "unit": unit, "N": X.shape[0], "d": X.shape[1],
-           "method": method, "groups": groups, "k": args.k}
+           "method": result.method, "reason": result.reason, "groups": groups, "k": args.k}
     if args.ci is not None:
         out.update(low=result.low, high=result.high, level=args.ci)
     if args.json:

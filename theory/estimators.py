@@ -1,143 +1,47 @@
-"""Multiinformation (total correlation) of an embedding matrix: input checks, groups, the estimators
-that need no neighbour search (gaussian, copula, binned), the dispatcher, intervals and decompose.
+"""Multiinformation (total correlation) of an embedding matrix: the estimators that need no
+neighbour search (gaussian, copula, binned), the discrete/continuous rule, the dispatcher with
+`auto`, intervals and decompose.
 
 M(X_1..X_m) = sum_j H(X_j) - H(X) = KL(P_X || prod_j P_{X_j}), in nats; `base` converts.
+Modules depend one way: inputs <- closed_forms <- scores <- knn <- corrected <- estimators
+(-> neural, imported when used, for torch).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 
-from theory import knn
+from theory import corrected, knn
+from theory.closed_forms import gaussian_multiinformation, gaussian_plugin_bias
+from theory.inputs import as_matrix, drop_constant, parse_groups
+from theory.scores import normal_scores
 
-METHODS = ("auto", "gaussian", "copula", "ksg", "kl", "kl_copula", "binned", "neural")
-# `auto`: at most this many distinct values in every column -> the data is treated as discrete.
+METHODS = ("auto", "gaussian", "copula", "ksg", "kl", "kl_copula", "knn_corrected", "binned",
+           "neural")
+# A column is discrete when it has at most min(DISCRETE_MAX_VALUES, N / DISCRETE_MIN_COUNT)
+# distinct values: few values, each seen DISCRETE_MIN_COUNT times on average.
 DISCRETE_MAX_VALUES = 32
-# `auto`: kNN (ksg) up to this many columns; beyond it kNN estimates collapse towards 0.
-KNN_MAX_DIM = 8
-# `auto`: the neural estimator from this many columns on, when N is at least NEURAL_MIN_N.
-NEURAL_MIN_DIM, NEURAL_MIN_N = 32, 5000
+DISCRETE_MIN_COUNT = 5
+# binned refuses when more than this fraction of the N rows fall into distinct joint cells.
+BINNED_MAX_CELLS = 0.5
+# Default neighbours: 3 for ksg/kl/kl_copula (as NPEET); 8 for knn_corrected, whose kNN bias is
+# simulated and subtracted, so a larger k only lowers its variance (sd 0.023 -> 0.013 nats on a
+# Student-t, d = 4, N = 5000; 0.048 -> 0.018 on the Gaussian d = 12 groups task).
+DEFAULT_K = {"knn_corrected": 8}
+# `auto` keeps the Gaussian copula while the kNN discrepancy is within this many standard errors.
+GAUSSIAN_MAX_Z = 3.0
 
 
-# ----------------------------------------------------------------------------- input checks
-
-def as_matrix(X: Any) -> np.ndarray:
-    """A float64 copy of X (numpy array, torch tensor or nested lists) after shape/finite checks."""
-    if hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor, without importing torch
-        X = X.detach().cpu().numpy()
-    try:
-        A = np.array(X, dtype=np.float64)  # always a copy: the caller's data is never mutated
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"X must be a numeric (N, d) array; could not convert it: {err}") from None
-    if A.ndim != 2:
-        raise ValueError(
-            f"X must be a 2-D array of shape (N samples, d columns), got shape {A.shape}; "
-            "use X.reshape(N, -1) to flatten features, or X[:, None] for one scalar variable")
-    if A.shape[0] < 2 or A.shape[1] < 1:
-        raise ValueError(f"X needs at least 2 rows and 1 column, got shape {A.shape}")
-    bad = ~np.isfinite(A)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(
-            f"X contains {int(bad.sum())} NaN/Inf values (first at row {r}, column {c}) in "
-            f"{int(bad.any(axis=1).sum())} rows; drop them (X[np.isfinite(X).all(1)]) "
-            "or impute")
-    return A
-
-
-def parse_groups(groups: Any, d: int) -> list[np.ndarray]:
-    """Column-index arrays, one per variable. groups: None (every column its own variable), a
-    list of column-index lists, or a length-d sequence of per-column labels,
-    in first-appearance order. Each column must be in exactly one group."""
-    if groups is None:
-        return [np.array([c]) for c in range(d)]
-    if hasattr(groups, "detach"):
-        groups = groups.detach().cpu().numpy()
-    if isinstance(groups, str) or not isinstance(groups, Sequence | np.ndarray):
-        raise ValueError("groups must be None, a list of column-index lists, or one label per "
-                         f"column; got {type(groups).__name__} (a CLI spec? see theory.cli)")
-    items = list(groups)
-    if len(items) == 0:
-        raise ValueError("groups is empty; pass None to treat every column as a variable")
-    nested = [isinstance(g, Sequence | np.ndarray) and not isinstance(g, str) for g in items]
-    if not any(nested):  # per-column labels
-        if len(items) != d:
-            raise ValueError(f"groups given as per-column labels must have one label per column: "
-                             f"got {len(items)} labels for d = {d} columns")
-        labels = list(dict.fromkeys(items))
-        return [np.array([c for c in range(d) if items[c] == lab]) for lab in labels]
-    if not all(nested):
-        raise ValueError("groups mixes column indices and lists; give a list of lists, "
-                         "e.g. [[0, 1], [2]], or one label per column")
-    out, owner = [], {}
-    for g, cols in enumerate(items):
-        cols = list(np.asarray(cols).ravel())
-        if len(cols) == 0:
-            raise ValueError(f"group {g} is empty; every group needs at least one column")
-        for c in cols:
-            if not float(c).is_integer():
-                raise ValueError(f"group {g} has non-integer column index {c!r}")
-            c = int(c)
-            if not 0 <= c < d:
-                raise ValueError(f"group {g} has column {c}, out of range for d = {d} columns "
-                                 f"(valid: 0..{d - 1})")
-            if c in owner:
-                where = "twice in group" if owner[c] == g else f"in groups {owner[c]} and"
-                raise ValueError(f"column {c} appears {where} {g}; each column must be in exactly "
-                                 "one group")
-            owner[c] = g
-        out.append(np.array([int(c) for c in cols]))
-    missing = sorted(set(range(d)) - set(owner))
-    if missing:
-        shown = f"{missing[:10]}{'...' if len(missing) > 10 else ''}"
-        raise ValueError(f"groups do not cover columns {shown}"
-                         f" ({len(missing)} of {d}); add them to a group, or select the columns "
-                         "first (X[:, cols]) and renumber the groups")
-    return out
-
-
-def _drop_constant(X: np.ndarray,
-                   blocks: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Remove constant columns (they carry no information: M is unchanged without them), with a
-    warning; blocks are renumbered and emptied blocks dropped."""
-    constant = np.ptp(X, axis=0) == 0
-    if not constant.any():
-        return X, blocks
-    warnings.warn(f"dropping {int(constant.sum())} constant column(s) "
-                  f"{np.flatnonzero(constant)[:10].tolist()}: a constant variable adds 0 to M",
-                  UserWarning, stacklevel=3)
-    new_index = np.cumsum(~constant) - 1
-    kept = [new_index[b[~constant[b]]] for b in blocks]
-    return X[:, ~constant], [b for b in kept if len(b)]
-
-
-# ----------------------------------------------------------------------------- closed forms
-
-def gaussian_multiinformation(R: Any, groups: Any = None) -> float:
-    """Exact between-group M (nats) of a Gaussian with covariance or correlation matrix R:
-    M = 1/2 (sum_g log det R_gg - log det R). groups=None: every coordinate its own variable."""
-    R = np.array(R, dtype=np.float64)
-    if R.ndim != 2 or R.shape[0] != R.shape[1]:
-        raise ValueError(f"R must be a square matrix, got shape {R.shape}")
-    if not np.allclose(R, R.T, atol=1e-10 * np.abs(R).max()):
-        raise ValueError("R must be symmetric")
-    blocks = parse_groups(groups, R.shape[0])
-    sign, logdet = np.linalg.slogdet(R)
-    if sign <= 0:
-        raise ValueError("R is not positive definite (singular: a linearly dependent coordinate "
-                         "makes M infinite); drop redundant coordinates")
-    return float(0.5 * (sum(np.linalg.slogdet(R[np.ix_(b, b)])[1] for b in blocks) - logdet))
-
+# ----------------------------------------------------------------------------- Gaussian, copula
 
 def _gaussian(X: np.ndarray, blocks: list[np.ndarray]) -> float:
-    """M of a Gaussian fitted to X: the closed form on the sample correlation matrix."""
+    """M of a Gaussian fitted to X, bias-corrected: the closed form on the sample correlation R^,
+    1/2 (sum_g log det R^_gg - log det R^), minus its exact expected bias for Gaussian data
+    (theory.closed_forms.gaussian_plugin_bias, about (d^2 - sum_g d_g^2) / (4N))."""
     n, d = X.shape
     if n <= d:
         raise ValueError(f"gaussian/copula need more samples than columns (N = {n}, d = {d}): the "
@@ -147,19 +51,27 @@ def _gaussian(X: np.ndarray, blocks: list[np.ndarray]) -> float:
         raise ValueError("the sample correlation is singular (linearly dependent columns, e.g. a "
                          "duplicated column): the Gaussian M is infinite; drop redundant columns "
                          "or use method='ksg'")
-    return gaussian_multiinformation(R, [b.tolist() for b in blocks])
-
-
-def normal_scores(X: np.ndarray) -> np.ndarray:
-    """Per column Phi^-1(rank / (N + 1)), ties given their average rank."""
-    from scipy.stats import rankdata
-
-    return ndtri(rankdata(X, axis=0) / (X.shape[0] + 1))
+    groups = [b.tolist() for b in blocks]
+    return gaussian_multiinformation(R, groups) - gaussian_plugin_bias(n, map(len, groups))
 
 
 def _copula(X: np.ndarray, blocks: list[np.ndarray]) -> float:
-    """Gaussian-copula M: the Gaussian closed form on normal scores (invariant to monotone maps)."""
+    """Gaussian-copula M: `_gaussian` on normal scores (invariant to monotone maps per column)."""
     return _gaussian(normal_scores(X), blocks)
+
+
+# ----------------------------------------------------------------------------- discrete data
+
+def discrete_columns(X: np.ndarray) -> np.ndarray:
+    """Boolean per column: at most min(DISCRETE_MAX_VALUES, N / DISCRETE_MIN_COUNT) distinct values.
+
+    The bound is relative to N, so a small sample of continuous data (N distinct values) is never
+    taken for discrete. Integer-valued columns with more distinct values than that (counts, pixel
+    intensities) are treated as continuous: the kNN methods break their ties with seeded noise,
+    which leaves M unchanged (theory.scores.jittered_normal_scores)."""
+    n = X.shape[0]
+    limit = min(DISCRETE_MAX_VALUES, n / DISCRETE_MIN_COUNT)
+    return np.array([len(np.unique(X[:, c])) <= limit for c in range(X.shape[1])])
 
 
 def bins_per_column(n: int, d: int) -> int:
@@ -169,17 +81,17 @@ def bins_per_column(n: int, d: int) -> int:
 
 
 def _discretise(X: np.ndarray) -> np.ndarray:
-    """Integer codes per column: columns with at most DISCRETE_MAX_VALUES distinct values keep their
-    values as categories; others are cut into bins_per_column(N, d) equal-frequency bins."""
+    """Integer codes per column: discrete columns (discrete_columns) keep their values as
+    categories; others are cut into bins_per_column(N, d) equal-frequency bins."""
     from scipy.stats import rankdata
 
     n, d = X.shape
     bins = bins_per_column(n, d)
+    discrete = discrete_columns(X)
     codes = np.empty(X.shape, dtype=np.int64)
     for c in range(d):
-        values, inverse = np.unique(X[:, c], return_inverse=True)
-        if len(values) <= DISCRETE_MAX_VALUES:
-            codes[:, c] = inverse
+        if discrete[c]:
+            codes[:, c] = np.unique(X[:, c], return_inverse=True)[1].ravel()
         else:
             codes[:, c] = np.minimum((rankdata(X[:, c], method="min") - 1) * bins // n, bins - 1)
     return codes
@@ -194,89 +106,162 @@ def _entropy_miller_madow(codes: np.ndarray) -> float:
 
 
 def _binned(X: np.ndarray, blocks: list[np.ndarray]) -> float:
-    """M = sum_g H_MM(g) - H_MM(joint) on discretised data (see _discretise)."""
+    """M = sum_g H_MM(g) - H_MM(joint) on discretised data (see _discretise). Refused when the
+    joint histogram has more than BINNED_MAX_CELLS x N occupied cells: most cells then hold one
+    sample, the plug-in joint entropy saturates near log N and M is meaningless."""
     codes = _discretise(X)
+    n = len(codes)
+    cells = len(np.unique(codes, axis=0))
+    if cells > BINNED_MAX_CELLS * n:
+        raise ValueError(
+            f"binned: {cells} occupied joint cells for N = {n} samples (more than "
+            f"{BINNED_MAX_CELLS:g} N), so the plug-in entropies are meaningless; add samples, "
+            "group the columns, or for continuous data use method='auto'")
     return sum(_entropy_miller_madow(codes[:, b]) for b in blocks) - _entropy_miller_madow(codes)
 
 
 # ----------------------------------------------------------------------------- dispatcher
 
-def choose_method(X: np.ndarray, groups: Any = None) -> str:
-    """The `auto` rule: discrete data (every column at most 32 distinct values) -> binned;
-    d <= 8 columns -> kl_copula when every variable is one column (groups None or all of size 1),
-    else ksg; d >= 32 and N >= 5000 -> neural; otherwise copula.
-
-    kl_copula vs ksg, d <= 8, mean |error| over theory.tasks' continuous tasks (3 seeds): 0.066 vs
-    0.083 nats at N = 2000, 0.033 vs 0.044 at N = 10^4 (worst 0.156 vs 0.214 and 0.044 vs 0.155:
-    ksg misses tail dependence); ksg is better on vector blocks and near independence, where
-    kl_copula errs +0.03 to +0.06."""
-    n, d = X.shape
-    if all(len(np.unique(X[:, c])) <= DISCRETE_MAX_VALUES for c in range(d)):
-        return "binned"
-    if d <= KNN_MAX_DIM:
-        scalar = groups is None or all(len(b) == 1 for b in parse_groups(groups, d))
-        return "kl_copula" if scalar else "ksg"
-    if d >= NEURAL_MIN_DIM and n >= NEURAL_MIN_N:
-        return "neural"
-    return "copula"
+def _neighbours(method: str, k: int | None, n: int) -> int:
+    """k, or when k is None the method's default (DEFAULT_K, else 3), lowered to N // 4 (at least
+    1) for small samples."""
+    return max(1, min(DEFAULT_K.get(method, 3), n // 4)) if k is None else k
 
 
-def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int,
+def _check_n(method: str, n: int, k: int) -> None:
+    if method in ("ksg", "kl", "kl_copula", "knn_corrected") and n < k + 1:
+        raise ValueError(f"{method} needs at least k + 1 = {k + 1} samples, got N = {n}; lower k "
+                         "or add samples")
+
+
+def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
               rng: np.random.Generator, rank: bool | None) -> float:
-    """Nats, on checked inputs; X has no constant columns and blocks cover it."""
+    """Nats, on checked inputs; X has no constant columns and blocks cover it; method is not auto."""
     if len(blocks) < 2:
         return 0.0
+    k = _neighbours(method, k, len(X))
+    _check_n(method, len(X), k)
     if method == "gaussian":
         return _gaussian(X, blocks)
     if method == "copula":
         return _copula(X, blocks)
     if method == "binned":
         return _binned(X, blocks)
-    if method in ("ksg", "kl", "kl_copula"):
-        if X.shape[0] < k + 1:
-            raise ValueError(f"{method} needs at least k + 1 = {k + 1} samples, got N = "
-                             f"{X.shape[0]}; lower k or add samples")
-        if method == "ksg":
-            return knn.ksg(X, blocks, k, rng, rank=True if rank is None else rank)
+    if method == "ksg":
+        return knn.ksg(X, blocks, k, rng, rank=True if rank is None else rank)
+    if method in ("kl", "kl_copula"):
         return knn.kl(X, blocks, k, rng, rank=method == "kl_copula" or bool(rank))
+    if method == "knn_corrected":
+        return corrected.knn_corrected(X, blocks, k, rng).value
     from theory import neural
 
     return neural.neural(X, blocks, rng)
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with a subsampling interval (same unit as `value`)."""
+def _auto(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
+          rng: np.random.Generator) -> tuple[float, str, str]:
+    """(value in nats, method, reason): the `auto` rule, decided from the data.
 
-    value: float
-    low: float
-    high: float
-    level: float
+    - every column discrete (discrete_columns) -> binned;
+    - N <= d + 1 -> ValueError (no continuous estimator of M is meaningful);
+    - otherwise knn_corrected runs: a t copula is fitted (theory.corrected) and a kNN statistic is
+      compared with the same statistic on samples of the fit. If the fit is the Gaussian copula
+      (the likelihood-ratio test against t copulas does not reject it), no column is discrete and
+      the kNN correction is within GAUSSIAN_MAX_Z standard errors of 0 -> copula (closed form,
+      bias-corrected: the most precise estimate when the Gaussian copula holds); else (heavy
+      tails, mixed columns, or a Gaussian copula the kNN check rejects) the knn_corrected value,
+      computed from the same random numbers as method="knn_corrected" with the same seed, so that
+      call reproduces it.
+    """
+    n, d = X.shape
+    discrete = discrete_columns(X)
+    if discrete.all():
+        return (_binned(X, blocks), "binned",
+                f"all {d} columns discrete (at most min({DISCRETE_MAX_VALUES}, N/"
+                f"{DISCRETE_MIN_COUNT}) = {min(DISCRETE_MAX_VALUES, n // DISCRETE_MIN_COUNT)} "
+                "distinct values each): plug-in entropies with Miller-Madow")
+    if n <= d + 1:
+        raise ValueError(f"auto: continuous data needs N > d + 1 samples (N = {n}, d = {d}); with "
+                         "fewer, no estimator of M is meaningful: add samples or select columns")
+    k = _neighbours("knn_corrected", k, n)
+    _check_n("knn_corrected", n, k)
+    res = corrected.knn_corrected(X, blocks, k, rng)
+    z = res.discrepancy / res.se
+    check = (f"kNN correction from {corrected.N_REFERENCES} simulated samples of the fit "
+             f"{res.discrepancy:+.4f} nats = {z:+.1f} se")
+    value = (f"value = the fit's M {res.model:.4f} + kNN correction {res.discrepancy:+.4f} "
+             "(knn_corrected)")
+    if not np.isinf(res.fit.nu):
+        return (res.value, "knn_corrected",
+                f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
+                f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL}); "
+                f"{check}; {value}")
+    gaussian = (f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
+                f"{corrected.GAUSSIAN_LR_CRITICAL})")
+    if discrete.any():
+        return (res.value, "knn_corrected",
+                f"mixed: {int(discrete.sum())} of {d} columns discrete (ties broken by seeded "
+                f"noise, M unchanged; the Gaussian closed form does not apply); {gaussian}; "
+                f"{check}; {value}")
+    if abs(z) > GAUSSIAN_MAX_Z:
+        return (res.value, "knn_corrected",
+                f"Gaussian copula rejected by the kNN check: {gaussian}, but {check} "
+                f"(|z| > {GAUSSIAN_MAX_Z:g}); {value}")
+    return (_copula(X, blocks), "copula",
+            f"Gaussian copula not rejected: {gaussian} and {check} (|z| <= {GAUSSIAN_MAX_Z:g}); "
+            "bias-corrected closed form on normal scores (copula)")
+
+
+class Estimate(float):
+    """A multiinformation estimate: a float (use it as a number) that also says how it was made.
+
+    method: the estimator used ("auto" resolved to the one it chose); reason: why (for auto, the
+    evidence). With ci: low, high, level and the subsampling replicates; otherwise None.
+    """
+
     method: str
-    replicates: np.ndarray = field(repr=False)
+    reason: str
+    low: float | None
+    high: float | None
+    level: float | None
+    replicates: np.ndarray | None
 
-    def __float__(self) -> float:
-        return float(self.value)
+    def __new__(cls, value: float, method: str = "", reason: str = "", low: float | None = None,
+                high: float | None = None, level: float | None = None,
+                replicates: np.ndarray | None = None) -> Estimate:
+        self = super().__new__(cls, value)
+        self.method, self.reason, self.level, self.replicates = method, reason, level, replicates
+        self.low, self.high = low, high
+        return self
+
+    @property
+    def value(self) -> float:
+        return float(self)
+
+    def __repr__(self) -> str:
+        interval = f", low={self.low!r}, high={self.high!r}" if self.low is not None else ""
+        return f"Estimate({float(self)!r}, method={self.method!r}{interval})"
 
 
-def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int = 3,
+def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | None = None,
                      base: float = math.e, seed: int | np.random.Generator | None = None,
                      ci: float | None = None, n_boot: int = 100,
-                     rank: bool | None = None) -> float | Estimate:
+                     rank: bool | None = None) -> Estimate:
     """Multiinformation between the variables of X (columns, or groups of columns), in nats
-    (bits for base=2).
+    (bits for base=2), as an Estimate: a float carrying .method and .reason.
 
     X: (N, d) numpy array or torch tensor, never mutated. groups: see parse_groups. method: one of
-    METHODS ("auto": see choose_method). k: neighbours for ksg/kl. seed: int or Generator for
-    all randomness (tie-breaking noise, subsamples, neural training); None = fresh entropy.
-    rank: ksg/kl only; transform each column to normal scores first (default: True for ksg, False
-    for kl, which then matches NPEET's `tc`; "kl_copula" is kl with rank=True). ci: e.g. 0.95
-    returns an Estimate with a half-sampling interval (see subsampling_interval) instead of a float.
-    Constant columns are dropped with a warning; a single variable (d = 1, or one group) gives 0.0.
+    METHODS ("auto": see _auto; the Estimate says which method it chose and why). k: neighbours for
+    the kNN methods (None: 3, as NPEET, and 8 for knn_corrected, see DEFAULT_K). seed: int or Generator for all randomness (tie-breaking noise, reference
+    samples, subsamples, neural training); None = fresh entropy. rank: ksg/kl only; transform each
+    column to normal scores first (default: True for ksg, False for kl, which then matches NPEET's
+    `tc`; "kl_copula" is kl with rank=True). ci: e.g. 0.95 adds a half-sampling interval (see
+    subsampling_interval; the replicates use the method auto chose). Constant columns are dropped
+    with a warning; a single variable (d = 1, or one group) gives 0.0.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if not (isinstance(k, int | np.integer) and k >= 1):
+    if k is not None and not (isinstance(k, int | np.integer) and k >= 1):
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if not (base > 0 and base != 1):
         raise ValueError(f"base must be positive and not 1 (e.g. math.e for nats, 2 for bits), "
@@ -285,20 +270,31 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int = 
         raise ValueError(f"ci is a coverage level in (0, 1), e.g. 0.95; got {ci!r}")
     A = as_matrix(X)
     blocks = parse_groups(groups, A.shape[1])
-    A, blocks = _drop_constant(A, blocks)
-    if method == "auto":
-        method = choose_method(A, [b.tolist() for b in blocks]) if len(blocks) > 1 else "gaussian"
+    A, blocks = drop_constant(A, blocks)
     rng = np.random.default_rng(seed)
     scale = 1.0 / math.log(base)
-    value = _estimate(A, blocks, method, k, rng, rank) * scale
+    if len(blocks) < 2:
+        value, reason = 0.0, "a single variable: M = 0"
+        method = "gaussian" if method == "auto" else method
+    elif method == "auto":
+        value, method, reason = _auto(A, blocks, k, rng)
+    else:
+        value, reason = _estimate(A, blocks, method, k, rng, rank), "requested"
     if ci is None:
-        return value
+        return Estimate(value * scale, method, reason)
     reps = subsampling_replicates(A, blocks, method, k, rng, rank, n_boot) * scale
-    low, high = subsampling_interval(value, reps, len(A), ci)
-    return Estimate(value, low, high, ci, method, reps)
+    low, high = subsampling_interval(value * scale, reps, len(A), ci)
+    return Estimate(value * scale, method, reason, low, high, ci, reps)
 
 
-def subsampling_replicates(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int,
+def choose_method(X: Any, groups: Any = None, k: int | None = None,
+                  seed: int | np.random.Generator | None = None) -> str:
+    """The method `auto` picks for X (see _auto); the same as multiinformation(X).method. It costs
+    one auto estimate (for d >= 2 continuous data: a copula fit and three kNN statistics)."""
+    return multiinformation(X, groups=groups, k=k, seed=seed).method
+
+
+def subsampling_replicates(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
                            rng: np.random.Generator, rank: bool | None, n_boot: int) -> np.ndarray:
     """Estimates on n_boot random halves of the rows (drawn without replacement, so kNN methods
     never see the duplicate rows that a bootstrap would create)."""
@@ -334,18 +330,19 @@ class Decomposition:
     method: str
 
 
-def decompose(X: Any, groups: Any, method: str = "auto", k: int = 3, base: float = math.e,
+def decompose(X: Any, groups: Any, method: str = "auto", k: int | None = None, base: float = math.e,
               seed: int | None = None, rank: bool | None = None) -> Decomposition:
     """Total M over all columns, between-group M, and M within each group (0 for a one-column
-    group), with residual = total - between - sum(within): 0 up to rounding for method="gaussian"
-    (Lemma B holds exactly for the sample correlation), an estimation error otherwise."""
+    group), with residual = total - between - sum(within): 0 up to rounding for gaussian and
+    copula (Lemma B holds exactly for one correlation matrix, and so it does for their bias
+    corrections), an estimation error otherwise. method="auto" is decided once, on the total, and
+    that method is used for every part."""
     A = as_matrix(X)
     blocks = parse_groups(groups, A.shape[1])
-    if method == "auto":
-        method = choose_method(A, groups)
-    kw = dict(method=method, k=k, base=base, rank=rank)
     rng = np.random.default_rng(seed)
-    total = multiinformation(A, seed=rng, **kw)
+    total = multiinformation(A, method=method, k=k, base=base, rank=rank, seed=rng)
+    kw = dict(method=total.method, k=k, base=base, rank=rank)  # auto: chosen on all columns
     between = multiinformation(A, groups=[b.tolist() for b in blocks], seed=rng, **kw)
     within = [multiinformation(A[:, b], seed=rng, **kw) if len(b) > 1 else 0.0 for b in blocks]
-    return Decomposition(total, between, within, total - between - sum(within), method)
+    return Decomposition(float(total), float(between), [float(w) for w in within],
+                         float(total - between - sum(within)), total.method)

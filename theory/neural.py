@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory.estimators import normal_scores
+from theory.scores import normal_scores
 
 
 def gaussian_log_ratio(Z: np.ndarray, blocks: list[np.ndarray]) -> tuple[np.ndarray, float]:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, stats
 
-from theory.estimators import gaussian_multiinformation
+from theory.closed_forms import gaussian_multiinformation, student_t_multiinformation
 
 Groups = list[list[int]] | None
 
@@ -210,31 +210,6 @@ class TransformedTask:
 # ---------------------------------------------------------------- Student-t
 
 
-def _t_entropy_excess(nu: float, m: int) -> float:
-    """Entropy of a standard m-dim t_nu (shape I) minus its (m/2) log(nu pi) term:
-
-    c(m) = log G(nu/2) - log G((nu+m)/2) + (nu+m)/2 [psi((nu+m)/2) - psi(nu/2)].
-    """
-    a, b = nu / 2.0, (nu + m) / 2.0
-    return float(
-        special.gammaln(a) - special.gammaln(b) + b * (special.digamma(b) - special.digamma(a))
-    )
-
-
-def student_t_multiinformation(R: np.ndarray, nu: float, groups: Groups = None) -> float:
-    """M of X ~ t_nu(0, R) over `groups`.
-
-    H(t_nu(0, S)) in m dims = 1/2 log det S + m/2 log(nu pi) + c(m), and every block X_g is again
-    t_nu(0, R_gg); the log(nu pi) terms cancel, so
-    M = 1/2 (sum_g log det R_gg - log det R) + sum_g c(|g|) - c(d).
-    """
-    R = _check_correlation(R)
-    d = R.shape[0]
-    sizes = [len(g) for g in groups] if groups is not None else [1] * d
-    excess = sum(_t_entropy_excess(nu, m) for m in sizes) - _t_entropy_excess(nu, d)
-    return gaussian_multiinformation(R, groups) + excess
-
-
 @dataclass(frozen=True, eq=False)
 class StudentTTask:
     """X = Z / sqrt(W / nu), Z ~ N(0, R), W ~ chi2(nu): dependent via the shared W even at R = I."""
@@ -365,4 +340,35 @@ def standard_tasks(rng: np.random.Generator | None = None) -> list[Task]:
         StudentTTask(ar1(4, 0.5), nu=5.0, name="student-t-5-ar1-4"),
         noisy_copies(3, 0.1),
         xor_bits(),
+    ]
+
+
+def student_t_tasks() -> list[Task]:
+    """The heavy-tail suite of `auto`'s target: multivariate t with nu in {3, 5}, R = I
+    (dependence only through the shared scale) or a random correlation with 0.1 d nats of
+    Gaussian part, d in {4, 10, 16}."""
+    out: list[Task] = []
+    for nu in (3.0, 5.0):
+        for d in (4, 10, 16):
+            out.append(StudentTTask(np.eye(d), nu, name=f"student-t-{nu:g}-I-{d}"))
+            R = random_correlation(d, np.random.default_rng(d), nats=0.1 * d)
+            out.append(StudentTTask(R, nu, name=f"student-t-{nu:g}-corr-{d}"))
+    return out
+
+
+def gaussian_copula_tasks() -> list[Task]:
+    """The Gaussian-copula suite of `auto`'s target, d up to 64: random correlations with
+    0.055 d nats (d = 4, 16, 64), the same through monotone maps, equicorrelated and AR(1), and
+    group structure (d = 12 in three groups, d = 64 in four groups of 16)."""
+    rand = {d: GaussianTask(random_correlation(d, np.random.default_rng(d), nats=0.055 * d),
+                            name=f"gaussian-{d}") for d in (4, 16, 64)}
+    g12, g64 = [4, 4, 4], [16] * 4
+    return [
+        *rand.values(),
+        *(TransformedTask(task) for task in rand.values()),
+        GaussianTask(equicorrelated(16, 0.3), name="gaussian-equicorr-16"),
+        GaussianTask(ar1(32, 0.7), name="gaussian-ar1-32"),
+        GaussianTask(block_correlation(g12, 0.6, 0.2), groups=blocks(g12), name="gaussian-groups-12"),
+        TransformedTask(GaussianTask(block_correlation(g64, 0.5, 0.25), groups=blocks(g64),
+                                     name="gaussian-groups-64")),
     ]

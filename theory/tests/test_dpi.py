@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 import theory
-from theory.estimators import gaussian_multiinformation
+from theory.closed_forms import gaussian_multiinformation
 from theory.tasks import (
     GaussianTask,
     TransformedTask,

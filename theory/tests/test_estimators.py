@@ -179,16 +179,6 @@ def test_decompose_residual_small_for_ksg():
     assert abs(dec.residual) < 0.1 * dec.total
 
 
-def test_auto_rule():
-    rng = np.random.default_rng(0)
-    assert theory.choose_method(rng.standard_normal((100, 4))) == "kl_copula"
-    assert theory.choose_method(rng.standard_normal((100, 4)), [[0], [1], [2], [3]]) == "kl_copula"
-    assert theory.choose_method(rng.standard_normal((100, 4)), [[0, 1], [2, 3]]) == "ksg"
-    assert theory.choose_method(rng.standard_normal((100, 16))) == "copula"
-    assert theory.choose_method(rng.standard_normal((5000, 64))) == "neural"
-    assert theory.choose_method(rng.integers(0, 3, (100, 40)).astype(float)) == "binned"
-
-
 def test_neural_is_deterministic_and_sees_dependence():
     from theory.estimators import parse_groups
     from theory.neural import neural

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import theory
-from theory.estimators import gaussian_multiinformation
+from theory.closed_forms import gaussian_multiinformation
 from theory.tasks import (
     GaussianTask,
     bits,

@@ -11,6 +11,7 @@ import torch
 
 import theory
 from theory.cli import main, parse_group_spec
+from theory.closed_forms import gaussian_plugin_bias
 
 R = np.array([[1.0, 0.6, 0.3], [0.6, 1.0, 0.2], [0.3, 0.2, 1.0]])
 X = np.random.default_rng(0).standard_normal((500, 3)) @ np.linalg.cholesky(R).T
@@ -39,11 +40,14 @@ def test_groups_base_ci_and_auto(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     out = run_json(capsys, tmp_path / "x.npy", "--method", "gaussian", "--groups", "0-1;2",
                    "--base", "2")
-    assert out["value"] == pytest.approx(
-        theory.gaussian_multiinformation(np.corrcoef(X.T), [[0, 1], [2]]) / math.log(2))
+    plugin = theory.gaussian_multiinformation(np.corrcoef(X.T), [[0, 1], [2]])
+    assert out["value"] == pytest.approx((plugin - gaussian_plugin_bias(500, [2, 1])) / math.log(2))
     assert out["unit"] == "bits" and out["groups"] == [[0, 1], [2]]
+    assert out["method"] == "gaussian" and out["reason"] == "requested"
+    # auto on Gaussian data: the JSON names the method it chose and the evidence
     out = run_json(capsys, tmp_path / "x.npy", "--ci", "0.9")
-    assert out["method"] == "kl_copula" and out["low"] < out["value"] < out["high"]
+    assert out["method"] == "copula" and out["low"] < out["value"] < out["high"]
+    assert "Gaussian copula not rejected" in out["reason"] and "se" in out["reason"]
     assert main([str(tmp_path / "x.npy"), "--method", "gaussian"]) == 0
     assert "nats" in capsys.readouterr().out
 

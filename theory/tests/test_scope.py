@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import theory
-from theory.estimators import gaussian_multiinformation
+from theory.closed_forms import gaussian_multiinformation
 from theory.tasks import DiscreteTask, bits, discrete_multiinformation, duplicated_bit, xor_bits
 
 

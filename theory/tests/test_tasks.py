@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from theory.estimators import gaussian_multiinformation
+from theory.closed_forms import gaussian_multiinformation
 from theory.tasks import (
     DiscreteTask,
     GaussianTask,
