@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsejepa.config import from_dict
+from sparsejepa.config import apply_overrides, from_dict
 from sparsejepa.data import ImageDataset
 from sparsejepa.train import build, resolve_device, sample_batch, train_step
 
@@ -75,20 +75,19 @@ def _timed(step_fn, args) -> dict:
 
 
 def measure(sparse: bool, precision: str, args) -> dict:
-    cfg = from_dict(
-        {
-            "model": {"width": 192, "depth": 12, "heads": 3, "pred_width": 96, "pred_depth": 6},
-            "mask": {"num_targets": 4},
-            "sparsity": {"enabled": sparse},
-            "train": {
-                "batch_size": args.batch,
-                "device": args.device,
-                "precision": precision,
-                "compile": args.compile,
-                "epochs": 1000,
-            },
-        }
-    )
+    values = {
+        "model": {"width": 192, "depth": 12, "heads": 3, "pred_width": 96, "pred_depth": 6},
+        "mask": {"num_targets": 4},
+        "sparsity": {"enabled": sparse},
+        "train": {
+            "batch_size": args.batch,
+            "device": args.device,
+            "precision": precision,
+            "compile": args.compile,
+            "epochs": 1000,
+        },
+    }
+    cfg = from_dict(apply_overrides(values, args.set))
     state = build(cfg, synthetic_dataset(args.batch * 4))
     result = _timed(lambda step, _: train_step(state, sample_batch(state, step)), args)
     return {"method": "SparseJEPA" if sparse else "JEPA", "precision": precision, **result}
@@ -146,7 +145,7 @@ class OfficialStep:
         self.adamw.step()
         self.adamw.zero_grad()
         with torch.no_grad():
-            for q, k in zip(self.encoder.parameters(), self.target.parameters()):
+            for q, k in zip(self.encoder.parameters(), self.target.parameters(), strict=True):
                 k.mul_(0.996).add_((1 - 0.996) * q.detach())
 
 
@@ -166,6 +165,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["SparseJEPA", "JEPA"])
     p.add_argument("--compile", action="store_true")
     p.add_argument("--official", default=None, help="facebookresearch/ijepa checkout to time too")
+    p.add_argument("--set", action="append", default=[], help="config override key=value")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,6 +197,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "batch": args.batch,
                 "geometry": "ViT-Tiny/4 32x32, predictor 96x6, 4 targets",
+                "overrides": args.set,
                 "results": results,
                 "ratio_to_official": ratios,
             },

@@ -51,6 +51,9 @@ class SparsityConfig:
     # At init the recon gradient reaching the encoder is ~1700x the JEPA one; scales 1 to 0.01
     # lowered RankMe to ~2.3 vs 4.5 for JEPA in CIFAR-100 CPU runs (README, reproduction notes).
     encoder_grad: float = 1e-3
+    # Where the head reads the context encoder: every context token is one sample (False), or the
+    # mean of each image's context tokens is (True: image-level latents, B samples per batch).
+    pool: bool = False
 
 
 @dataclass
@@ -250,9 +253,14 @@ def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return from_dict(apply_overrides(values, overrides))
+
+
+def apply_overrides(values: dict, overrides=()) -> dict:
+    """Merge `key=value` override strings into a nested config dict (in place; returned)."""
     for text in overrides:
         _merge(values, parse_override(text))
-    return from_dict(values)
+    return values
 
 
 def to_dict(cfg: Config) -> dict:

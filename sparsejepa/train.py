@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+import theory
+
 from . import augment, checkpoint, data, metrics
 from .config import Config, to_dict
 from .masks import sample_masks
@@ -60,7 +62,11 @@ class Student(nn.Module):
         out = {"jepa": jepa, "loss": jepa}
         if self.head is not None:
             s = self.sparsity
-            tokens = h if context_valid is None else h[context_valid]
+            if s.pool:
+                w = torch.ones_like(h[..., 0]) if context_valid is None else context_valid.to(h)
+                tokens = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+            else:
+                tokens = h if context_valid is None else h[context_valid]
             # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
             terms = self.head(tokens.detach() + s.encoder_grad * (tokens - tokens.detach()), noise)
             out.update(terms)
@@ -237,7 +243,10 @@ def sample_batch(state: TrainState, step: int) -> Batch:
     valid = None if masks.context_valid is None else masks.context_valid.to(dev)
     noise = None
     if state.student.head is not None:
-        n = masks.context.numel() if valid is None else int(masks.context_valid.sum())
+        if cfg.sparsity.pool:
+            n = len(idx)
+        else:
+            n = masks.context.numel() if valid is None else int(masks.context_valid.sum())
         noise = torch.randn(
             n,
             cfg.sparsity.latent_dim,
@@ -312,15 +321,26 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
 
 
 @torch.no_grad()
-def diagnostics(state: TrainState, fixed_images: torch.Tensor) -> dict[str, float]:
-    """RankMe of mean-pooled target features on a fixed batch; active group connections."""
+def diagnostics(state: TrainState, fixed_images: torch.Tensor) -> dict:
+    """On the mean-pooled target features of a fixed batch: RankMe, and the total and between-group
+    multiinformation (nats; `theory.monitor`, bias-corrected Gaussian copula, fixed N) over the
+    head's G contiguous channel groups; with a head, the groups x latents matrix ||w_j^(g)|| and
+    its count of active connections."""
     with state.autocast:
         feats = state.target(fixed_images).float().mean(1)
     out = {"rankme": float(metrics.rankme(feats))}
+    n, d = feats.shape
+    if n > d:  # the copula monitor needs a non-singular d x d correlation
+        g = state.cfg.sparsity.groups
+        mi = theory.monitor(
+            feats.cpu().numpy(), [list(range(i * d // g, (i + 1) * d // g)) for i in range(g)]
+        )
+        out.update(mi_total=mi["total"], mi_between=mi["between"])
     if state.student.head is not None:
         norms = state.student.head.column_norms()
         out["active_connections"] = int((norms > 0).sum())
         out["total_connections"] = norms.numel()
+        out["group_matrix"] = [[round(float(v), 5) for v in row] for row in norms.cpu()]
     return out
 
 

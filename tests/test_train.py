@@ -134,6 +134,10 @@ def test_training_loop_writes_metrics_and_checkpoint(tmp_path):
     assert [r["step"] for r in lines] == [2, 4, 6, 8, 9]
     assert all("rankme" in r and r["rankme"] > 1 for r in lines)
     assert lines[-1]["total_connections"] == 16
+    matrix = np.array(lines[-1]["group_matrix"])  # groups x latents ||w_j^(g)||
+    assert matrix.shape == (4, 4) and (matrix > 0).sum() == lines[-1]["active_connections"]
+    # Multiinformation monitor of the pooled target features (Lemma B: between <= total).
+    assert all(r["mi_between"] <= r["mi_total"] + 1e-9 for r in lines)
     assert (tmp_path / "ckpt.pt").is_file() and (tmp_path / "config.json").is_file()
 
 
@@ -203,3 +207,12 @@ def test_head_with_no_encoder_gradient_leaves_the_jepa_trajectory_unchanged():
         runs[enabled] = state.student.encoder.state_dict()
     for name, weight in runs[False].items():
         torch.testing.assert_close(runs[True][name], weight, rtol=0, atol=0, msg=name)
+
+
+def test_pooled_head_reads_one_mean_context_vector_per_image():
+    state = build(tiny_config(sparsity={"pool": True}), tiny_dataset())
+    batch = sample_batch(state, 0)
+    assert batch.noise.shape == (16, 4)  # one latent sample per image, not per token
+    metrics = train_step(state, batch)
+    assert math.isfinite(metrics["recon"]) and math.isfinite(metrics["kl"])
+    assert state.student.head.encoder[0].weight.grad is not None
