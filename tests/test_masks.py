@@ -9,7 +9,9 @@ def _draw(seed=0, batch=64, grid=8, **kw):
 
 
 def _valid(m):
-    return torch.ones_like(m.context, dtype=torch.bool) if m.context_valid is None else m.context_valid
+    if m.context_valid is None:
+        return torch.ones_like(m.context, dtype=torch.bool)
+    return m.context_valid
 
 
 def _context_sets(m, n=64):
