@@ -1,0 +1,101 @@
+"""Figures and tables of notebook 10 from the `compare` runs' results.json files.
+
+Results are read from `runs_dir()/<table>/results.json` (env SPARSEJEPA_TABULAR_RUNS, default
+`runs/tabular` in this repository), written by `sparsejepa tabular compare --config <table>
+--out runs/tabular/<table>`. Figures go to env SPARSEJEPA_FIGURES, default `paper_figures/`, as
+PNG and PDF.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy.stats import spearmanr
+
+from .experiment import markdown, summarise
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE_SPEARMAN = 0.64  # Var-JEPA's reported value on its own simulated table (REFERENCE 7, [S])
+KIND_STYLE = {"confidence": ("k", "--"), "target_posterior": ("tab:orange", "-"),
+              "predictor": ("tab:green", "-"), "z": ("tab:purple", "-")}
+
+
+def runs_dir() -> Path:
+    env = os.environ.get("SPARSEJEPA_TABULAR_RUNS")
+    return Path(env).expanduser() if env else REPO / "runs" / "tabular"
+
+
+def load_results(names: list[str]) -> dict[str, dict]:
+    """{table: results} for the tables that have results; an error naming the command if none."""
+    found = {n: json.loads((runs_dir() / n / "results.json").read_text())
+             for n in names if (runs_dir() / n / "results.json").is_file()}
+    if not found:
+        raise FileNotFoundError(
+            f"no results.json under {runs_dir()} for {names}; run e.g. `sparsejepa tabular "
+            f"compare --config {names[0]} --out {runs_dir() / names[0]}` (or set "
+            "SPARSEJEPA_TABULAR_RUNS)"
+        )
+    return found
+
+
+def tables(results: dict[str, dict]) -> str:
+    return "\n\n".join(markdown(r) for r in results.values())
+
+
+def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
+    """Test accuracy of `head` on Var-T-JEPA embeddings vs the fraction of most uncertain rows
+    dropped, one panel per table; mean over seeds."""
+    fig = Figure(figsize=(3.2 * len(results), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(results), squeeze=False)[0])
+    for ax, (name, res) in zip(axes, results.items(), strict=True):
+        fractions = np.array(res["config"]["eval"]["drop_fractions"]) * 100
+        for kind, acc in summarise(res)["selective"]["var_t_jepa"][head].items():
+            colour, style = KIND_STYLE[kind]
+            label = "head confidence" if kind == "confidence" else f"latent: {kind}"
+            ax.plot(fractions, acc, style, color=colour, marker="o", ms=3, label=label)
+        ax.set(title=name, xlabel="most uncertain test rows dropped (%)")
+    axes[0].set_ylabel(f"accuracy ({head})")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
+    """Latent uncertainty of each kind vs the exact ambiguity H(component | row), test rows of
+    one seed, Spearman in the titles (mean +- std over seeds in the suptitle)."""
+    run = next(r for r in res["runs"] if r["method"] == "var_t_jepa" and r["seed"] == seed)
+    amb = np.array(res["ambiguity_test"])
+    kinds = list(run["uncertainty_test"])
+    fig = Figure(figsize=(3.2 * len(kinds), 3.0), layout="constrained")
+    for ax, kind in zip(fig.subplots(1, len(kinds)), kinds, strict=True):
+        unc = np.array(run["uncertainty_test"][kind])
+        ax.scatter(amb, unc, s=4, alpha=0.5, color=KIND_STYLE[kind][0])
+        rho = spearmanr(unc, amb).statistic
+        ax.set(title=f"{kind}: Spearman {rho:.2f}", xlabel="exact ambiguity H (nats)",
+               ylabel="latent std (mean)")
+    spread = summarise(res)["spearman"]
+    fig.suptitle("; ".join(f"{k} {m:.2f} ± {d:.2f}" for k, (m, d) in spread.items())
+                 + f" over seeds (source: {SOURCE_SPEARMAN})", fontsize=9)
+    return fig
+
+
+def figure_dir() -> Path:
+    env = os.environ.get("SPARSEJEPA_FIGURES")
+    out = Path(env).expanduser() if env else REPO / "paper_figures"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_table(text: str, name: str) -> str:
+    """Write `name`.txt into the figure folder; return the text (the notebook prints it)."""
+    (figure_dir() / f"{name}.txt").write_text(text + "\n")
+    return text
+
+
+def save(fig: Figure, name: str) -> Path:
+    """`name`.png and `name`.pdf into env SPARSEJEPA_FIGURES or paper_figures/; the PNG path."""
+    out = figure_dir()
+    fig.savefig(out / f"{name}.png", dpi=150)
+    fig.savefig(out / f"{name}.pdf")
+    return out / f"{name}.png"
