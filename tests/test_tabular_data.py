@@ -5,7 +5,7 @@ import gzip
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, spearmanr
 
 from sparsejepa.data import DatasetError
 from sparsejepa.tabular import data as tdata
@@ -47,8 +47,12 @@ def test_mixture_ambiguity_falls_with_separation_and_rides_the_split():
     near = make_mixture(2000, 3, 6, 0.5, 0, seed=1)["entropy"].mean()
     far = make_mixture(2000, 3, 6, 4.0, 0, seed=1)["entropy"].mean()
     assert far < 0.5 * near
+    mix = make_mixture(2000, 3, 6, 2.5, 4, seed=1)
+    assert (mix["predictive_std"] >= 1).all()  # within-component noise is 1
+    assert spearmanr(mix["predictive_std"], mix["entropy"]).statistic > 0.3
     t = load_table(TableConfig(name="mixture", mixture_rows=400))
-    assert t.ambiguity_test.shape == t.y_test.shape and t.cardinalities == [4]
+    assert t.ambiguity_test.shape == t.oracle_std_test.shape == t.y_test.shape
+    assert t.cardinalities == [4]
     assert t.raw_features("train").shape[1] == 6 + 4  # numerics + one-hot category
 
 

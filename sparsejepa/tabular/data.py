@@ -84,6 +84,8 @@ class Table:
     feature_names: list[str]
     ambiguity_train: np.ndarray | None = None
     ambiguity_test: np.ndarray | None = None
+    oracle_std_train: np.ndarray | None = None  # mixture: exact predictive std (make_mixture)
+    oracle_std_test: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -101,7 +103,7 @@ class Table:
 def load_table(cfg) -> Table:
     """The table named by a `TableConfig` (see the module docstring for the sources)."""
     name = cfg.name
-    ambiguity = None
+    truth = None
     if name in ("breast_cancer", "wine", "digits"):
         bunch = getattr(skdata, f"load_{name}")()
         x_num, x_cat, cards = bunch.data.astype(np.float64), None, []
@@ -112,7 +114,8 @@ def load_table(cfg) -> Table:
             cfg.mixture_rows, cfg.mixture_components, cfg.mixture_dims, cfg.mixture_separation,
             cfg.mixture_categories, seed=cfg.split_seed,
         )
-        x_num, x_cat, y, ambiguity = mix["x_num"], mix["x_cat"], mix["y"], mix["entropy"]
+        x_num, x_cat, y = mix["x_num"], mix["x_cat"], mix["y"]
+        truth = (mix["entropy"], mix["predictive_std"])
         cards = [cfg.mixture_categories] if cfg.mixture_categories else []
         names = [f"x{j}" for j in range(x_num.shape[1])] + ["c"] * bool(cards)
     elif name in REMOTES:
@@ -123,12 +126,13 @@ def load_table(cfg) -> Table:
                            "mixture, adult, covertype")
     if x_cat is None:
         x_cat = np.zeros((len(y), 0), dtype=np.int64)
-    return split_table(name, x_num, x_cat, y, cards, names, cfg, ambiguity)
+    return split_table(name, x_num, x_cat, y, cards, names, cfg, truth)
 
 
-def split_table(name, x_num, x_cat, y, cards, names, cfg, ambiguity=None) -> Table:
+def split_table(name, x_num, x_cat, y, cards, names, cfg, truth=None) -> Table:
     """Stratified split (optionally after a stratified subsample to `max_rows`), then
-    standardise the numeric columns with train mean / std (std 0 -> 1)."""
+    standardise the numeric columns with train mean / std (std 0 -> 1). `truth`: the mixture's
+    per-row (ambiguity, oracle std), split alike."""
     idx = np.arange(len(y))
     try:
         if cfg.max_rows is not None and cfg.max_rows < len(y):
@@ -144,23 +148,27 @@ def split_table(name, x_num, x_cat, y, cards, names, cfg, ambiguity=None) -> Tab
     std[std == 0] = 1.0
     scaled = ((x_num - mean) / std).astype(np.float32)
     classes, y_codes = np.unique(y, return_inverse=True)
-    amb_train, amb_test = (None, None) if ambiguity is None else (ambiguity[train], ambiguity[test])
+    per_row = [None] * 4 if truth is None else [v[s] for v in truth for s in (train, test)]
     return Table(
         name, scaled[train], scaled[test], x_cat[train].astype(np.int64),
         x_cat[test].astype(np.int64), y_codes[train].astype(np.int64),
         y_codes[test].astype(np.int64), len(classes), list(cards), list(names),
-        amb_train, amb_test,
+        *per_row,
     )
 
 
 def make_mixture(n: int, components: int, dims: int, separation: float, categories: int,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+                 seed: int = 0, splits: int = 16) -> dict[str, np.ndarray]:
     """Rows of a Gaussian mixture with one optional categorical feature, and their exact ambiguity.
 
     k ~ Uniform{0..K-1}; x | k ~ N(separation * q_k, I_d) with q_k orthonormal columns of a random
     rotation; c | k ~ Categorical(pi_k), pi_k = 0.5 * onehot(k mod C) + 0.5 / C. The posterior is
         log p(k | x, c) = -||x - mu_k||^2 / 2 + log pi_k[c] - logsumexp_k'(same)
     and the ambiguity of a row is its entropy H = -sum_k p(k|x,c) log p(k|x,c) (nats, <= log K).
+
+    "predictive_std", a reference for latent predictive uncertainties: for `splits` random halves
+    (context A, targets B) of the numeric features, the exact std of x_j, j in B, given x_A,
+    sqrt(1 + Var_{p(k|x_A)}[mu_kj]), averaged over j and the splits.
     """
     if components < 2 or dims < components:
         raise DatasetError(f"mixture needs 2 <= components <= dims, got {components}, {dims}")
@@ -169,7 +177,8 @@ def make_mixture(n: int, components: int, dims: int, separation: float, categori
     means = separation * rotation[:, :components].T  # (K, d)
     y = rng.integers(components, size=n)
     x = means[y] + rng.standard_normal((n, dims))
-    log_lik = -0.5 * ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (n, K)
+    sq = (x[:, None, :] - means[None]) ** 2  # (n, K, d)
+    log_lik = -0.5 * sq.sum(-1)  # (n, K)
     x_cat = np.zeros((n, 0), dtype=np.int64)
     if categories:
         table = np.full((components, categories), 0.5 / categories)
@@ -179,7 +188,16 @@ def make_mixture(n: int, components: int, dims: int, separation: float, categori
         log_lik = log_lik + np.log(table[:, c].T)
     log_post = log_lik - logsumexp(log_lik, axis=1, keepdims=True)
     entropy = -(np.exp(log_post) * log_post).sum(1)
-    return {"x_num": x, "x_cat": x_cat, "y": y, "entropy": entropy, "log_posterior": log_post}
+    predictive_std = np.zeros(n)
+    for _ in range(splits):
+        perm = rng.permutation(dims)
+        a, b = perm[: dims // 2], perm[dims // 2 :]
+        ll = -0.5 * sq[:, :, a].sum(-1)
+        post = np.exp(ll - logsumexp(ll, axis=1, keepdims=True))  # p(k | x_A), (n, K)
+        spread = post @ means[:, b] ** 2 - (post @ means[:, b]) ** 2
+        predictive_std += np.sqrt(1 + spread).mean(1) / splits
+    return {"x_num": x, "x_cat": x_cat, "y": y, "entropy": entropy, "log_posterior": log_post,
+            "predictive_std": predictive_std}
 
 
 # ----------------------------------------------------------------------------- remote tables

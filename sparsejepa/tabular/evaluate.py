@@ -2,15 +2,20 @@
 
 - Downstream: logistic regression, an MLP and HistGradientBoosting (scikit-learn) fitted on the
   train split of raw features, T-JEPA embeddings or Var-T-JEPA embeddings; test accuracy.
-- Latent uncertainty of a row (Var-T-JEPA), three aggregates of Gaussian standard deviations:
-  "target_posterior": mean over features and dims of the std of q(s_y | whole row);
-  "predictor": the same for the predictor p(s_y|s_x,z), averaged over `mask_draws` random masks;
+- Latent uncertainty of a row (Var-T-JEPA), aggregates of Gaussian standard deviations:
+  "target_posterior": mean over features and latent dims of the std of q(s_y | whole row);
+  "predictor": the same for the predictor p(s_y|s_x,z), the context encoder run on the context
+  only, averaged over `mask_draws` random masks;
+  "target_posterior_x", "predictor_x": the same distributions pushed through the numeric
+  decoders' mean, std_j = sqrt(sum_k a_jk^2 sigma_k^2), averaged over the numeric features (latent
+  dims the decoder ignores carry no weight; the plain mean gives them as much as the used ones);
   "z": mean std of q(z|s_x).
 - Selective prediction: accuracy on the test rows left after dropping the fraction q with the
   highest uncertainty, for each q in `drop_fractions`; the head's own confidence (1 - max
   probability) is reported beside it as a reference.
 - On the simulated mixture: Spearman correlation of each uncertainty with the exact entropy of
-  p(component | row).
+  p(component | row), beside that of the exact predictive std of held-out features ("oracle",
+  `data.make_mixture`): what a perfect predictive-variance estimate would reach.
 """
 
 import math
@@ -33,7 +38,7 @@ from .masks import sample_feature_masks
 from .models import pool
 from .train import TabState, encoder_of
 
-UNCERTAINTY_KINDS = ("target_posterior", "predictor", "z")
+UNCERTAINTY_KINDS = ("target_posterior", "target_posterior_x", "predictor", "predictor_x", "z")
 
 
 def _tensors(table: Table, split: str, device):
@@ -53,33 +58,52 @@ def embeddings(state: TabState, table: Table, split: str, how: str = "mean") -> 
     return pool(tokens, how).cpu().numpy()
 
 
+def _decoded_std(feature: torch.Tensor, logvar: torch.Tensor, model) -> tuple:
+    """Std of the numeric decoder mean a_j . s under s ~ N(., diag e^lv): sqrt(sum_k a_jk^2 e^lv_k)
+    per token of feature `feature` (n, L); -> (sum over numeric tokens (n,), their count (n,))."""
+    dec = model.decoder
+    if not dec.n_num:
+        zeros = torch.zeros(len(feature), device=feature.device)
+        return zeros, zeros
+    a2 = dec.num_w[feature.clamp(max=dec.n_num - 1), :, 0].square()  # (n, L, k)
+    std = (a2 * logvar.exp()).sum(-1).sqrt()
+    numeric = (feature < dec.n_num).float()
+    return (std * numeric).sum(1), numeric.sum(1)
+
+
 @torch.no_grad()
 def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
                   seed: int = 0) -> dict[str, np.ndarray]:
     """Per-row latent uncertainties of Var-T-JEPA, keyed by UNCERTAINTY_KINDS (see module doc)."""
     model, cfg = state.model, state.cfg
     x_num, x_cat = _tensors(table, split, state.device)
-    n = len(x_num)
+    n, d = len(x_num), model.backbone.n_tokens - 1
     h = model.backbone(x_num, x_cat)
-    mu_sx, lv_sx = model.gaussian(model.sx_head(h), model.var.posterior_logvar)
+    mu_sx = model.gaussian(model.sx_head(h), model.var.posterior_logvar)[0]
     lv_sy = model.gaussian(model.sy_head(h), model.var.posterior_logvar)[1][:, 1:]
-    mu_z, lv_z = model.posterior_z(mu_sx)
-    predictor = torch.zeros(n, device=state.device)
+    lv_z = model.posterior_z(mu_sx)[1]
+    features = torch.arange(d, device=state.device).expand(n, -1)
+    dec_sum, dec_count = _decoded_std(features, lv_sy, model)
+    out = {
+        "target_posterior": (0.5 * lv_sy).exp().reshape(n, -1).mean(1),
+        "target_posterior_x": dec_sum / dec_count.clamp(min=1),
+        "z": (0.5 * lv_z).exp().mean(1),
+    }
+    plain, dec_sum, dec_count = torch.zeros(3, n, device=state.device)
     for r in range(draws):
-        masks = sample_feature_masks(n, model.backbone.n_tokens - 1,
-                                     _generator(torch.device("cpu"), seed, r, 7),
+        masks = sample_feature_masks(n, d, _generator(torch.device("cpu"), seed, r, 7),
                                      cfg.mask.num_targets, cfg.mask.context_share,
                                      cfg.mask.target_share)
-        ctx = masks.context.to(state.device)
-        s_x = torch.gather(mu_sx, 1, ctx[..., None].expand(-1, -1, mu_sx.shape[-1]))
-        mu_zc = model.posterior_z(s_x)[0]
-        lv_p = model.prior_sy(s_x, ctx, masks.targets.to(state.device), mu_zc)[1]
-        predictor += (0.5 * lv_p).exp().reshape(n, -1).mean(1) / draws
-    return {
-        "target_posterior": (0.5 * lv_sy).exp().reshape(n, -1).mean(1).cpu().numpy(),
-        "predictor": predictor.cpu().numpy(),
-        "z": (0.5 * lv_z).exp().mean(1).cpu().numpy(),
-    }
+        ctx, tgt = masks.context.to(state.device), masks.targets.to(state.device)
+        s_x = model.posterior_sx(x_num, x_cat, ctx)[0]  # the context encoder sees the context
+        lv_p = model.prior_sy(s_x, ctx, tgt, model.posterior_z(s_x)[0])[1]
+        lv_p = lv_p.reshape(n, -1, lv_sy.shape[-1])  # (n, M * Kt, k), row-major like tgt
+        plain += (0.5 * lv_p).exp().reshape(n, -1).mean(1) / draws
+        total, count = _decoded_std((tgt - 1).reshape(n, -1), lv_p, model)
+        dec_sum, dec_count = dec_sum + total, dec_count + count
+    out["predictor"] = plain
+    out["predictor_x"] = dec_sum / dec_count.clamp(min=1)
+    return {k: v.cpu().numpy() for k, v in out.items()}
 
 
 def make_head(name: str, seed: int, ecfg: EvalConfig):
@@ -139,6 +163,7 @@ def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) 
             for h, r in heads.items()
         }
         if table.ambiguity_test is not None:
+            unc = {**unc, "oracle": table.oracle_std_test}
             result["spearman"] = {
                 k: float(spearmanr(v, table.ambiguity_test).statistic) for k, v in unc.items()
             }

@@ -54,12 +54,17 @@ def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
         "config": to_dict(cfg),
         "table": {"name": table.name, "n_train": len(table.y_train), "n_test": len(table.y_test),
                   "n_features": table.n_features, "num_classes": table.num_classes},
-        "ambiguity_test": None if table.ambiguity_test is None else table.ambiguity_test.tolist(),
+        "ambiguity_test": _list(table.ambiguity_test),
+        "oracle_std_test": _list(table.oracle_std_test),
         "runs": runs,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results))
     return results
+
+
+def _list(values):
+    return None if values is None else values.tolist()
 
 
 def summarise(results: dict) -> dict:

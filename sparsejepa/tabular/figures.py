@@ -19,7 +19,8 @@ from .experiment import markdown, summarise
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_SPEARMAN = 0.64  # Var-JEPA's reported value on its own simulated table (REFERENCE 7, [S])
 KIND_STYLE = {"confidence": ("k", "--"), "target_posterior": ("tab:orange", "-"),
-              "predictor": ("tab:green", "-"), "z": ("tab:purple", "-")}
+              "target_posterior_x": ("tab:red", "-"), "predictor": ("tab:green", "-"),
+              "predictor_x": ("tab:olive", "-"), "z": ("tab:purple", "-"), "oracle": ("0.4", ":")}
 
 
 def runs_dir() -> Path:
@@ -62,18 +63,18 @@ def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
 
 
 def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
-    """Latent uncertainty of each kind vs the exact ambiguity H(component | row), test rows of
-    one seed, Spearman in the titles (mean +- std over seeds in the suptitle)."""
+    """Latent uncertainty of each kind (and the mixture's exact predictive std, "oracle") vs the
+    exact ambiguity H(component | row), test rows of one seed, Spearman in the titles (mean +- std
+    over seeds in the suptitle)."""
     run = next(r for r in res["runs"] if r["method"] == "var_t_jepa" and r["seed"] == seed)
     amb = np.array(res["ambiguity_test"])
-    kinds = list(run["uncertainty_test"])
-    fig = Figure(figsize=(3.2 * len(kinds), 3.0), layout="constrained")
-    for ax, kind in zip(fig.subplots(1, len(kinds)), kinds, strict=True):
-        unc = np.array(run["uncertainty_test"][kind])
+    values = {**run["uncertainty_test"], "oracle": res["oracle_std_test"]}
+    fig = Figure(figsize=(3.2 * len(values), 3.0), layout="constrained")
+    for ax, (kind, unc) in zip(fig.subplots(1, len(values)), values.items(), strict=True):
         ax.scatter(amb, unc, s=4, alpha=0.5, color=KIND_STYLE[kind][0])
         rho = spearmanr(unc, amb).statistic
         ax.set(title=f"{kind}: Spearman {rho:.2f}", xlabel="exact ambiguity H (nats)",
-               ylabel="latent std (mean)")
+               ylabel="exact predictive std" if kind == "oracle" else "latent std (mean)")
     spread = summarise(res)["spearman"]
     fig.suptitle("; ".join(f"{k} {m:.2f} ± {d:.2f}" for k, (m, d) in spread.items())
                  + f" over seeds (source: {SOURCE_SPEARMAN})", fontsize=9)
