@@ -2,7 +2,7 @@
 (method "knn_corrected"), and the goodness-of-fit evidence that `auto` decides with.
 
 Steps, on jittered normal scores Z of X (M is unchanged by them):
-1. Fit a t copula to Z by pseudo-likelihood over a grid of degrees of freedom nu (the Gaussian
+1. Fit a t copula to the rank scores rank / (N + 1) by pseudo-likelihood over a grid of degrees of freedom nu (the Gaussian
    copula is nu = inf, kept unless a likelihood-ratio test rejects it): shape matrix R, nu.
    Its multiinformation M_model is known exactly (theory.closed_forms).
 2. A kNN statistic S (below) on Z, and on n_ref samples of the fitted model of the same size,
@@ -149,8 +149,8 @@ def knn_corrected(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.rando
     if n <= d + 1:
         raise ValueError(f"knn_corrected needs N > d + 1 samples (N = {n}, d = {d}): the "
                          "correlation matrix is singular; add samples")
+    fit = fit_copula(stats.rankdata(X, axis=0) / (n + 1))  # at most N distinct quantiles per nu
     Z = jittered_normal_scores(X, rng)
-    fit = fit_copula(special.ndtr(Z))
     groups = [b.tolist() for b in blocks]
     fitted = student_t_multiinformation(fit.R, fit.nu, groups)
     statistic, terms = knn_statistic(Z, blocks, k)
