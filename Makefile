@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow lint bench figures clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: venv
 
 test-slow: venv
 	$(BIN)/pytest -m slow
+
+# Run every notebook (notebooks/NN_*.ipynb) headless against the released encoders in checkpoints/
+# (SPARSEJEPA_CHECKPOINTS overrides) and rewrite paper_figures/ (PNG, PDF and each printed table).
+figures: venv
+	$(BIN)/sparsejepa figures
 
 lint: venv
 	$(BIN)/ruff check .

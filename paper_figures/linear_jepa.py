@@ -1,27 +1,20 @@
-"""Render the deep linear JEPA vs MAE figures to paper_figures/out/ (about 10 s on a laptop CPU).
+"""Render the deep linear JEPA vs MAE figures (notebook 06) without Jupyter.
 
-    python paper_figures/linear_jepa.py [--out paper_figures/out]
+    python paper_figures/linear_jepa.py
 
-linear_jepa_trajectories.png: w_i(t) / w_i* for JEPA and MAE, features with rho ordered like and
-against lambda, depths 1, 2, 4 (scalar ODE, GD time; full-matrix GD matches it, see the tests).
-linear_jepa_critical_time.png: critical-time ratios against depth, and the REFERENCE inversion pair.
+Writes paper_figures/06_linear_jepa_{trajectories,critical_time}.{png,pdf} (env
+SPARSEJEPA_FIGURES moves them) and prints the half-time table. The figures and the table come from
+`sparsejepa.figures` (which draws with `theory.linear_jepa.plots`), the one source that
+notebooks/06_linear_jepa_vs_mae also calls.
 """
 
-import argparse
-from pathlib import Path
-
-from theory.linear_jepa.plots import plot_critical_time_ratio, plot_trajectories
+from sparsejepa import figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, fig in (("linear_jepa_trajectories.png", plot_trajectories()),
-                      ("linear_jepa_critical_time.png", plot_critical_time_ratio())):
-        fig.savefig(args.out / name, dpi=120)
-        print(args.out / name)
+    print(figures.save_table(figures.linear_jepa_table(), "06_linear_jepa_vs_mae"))
+    for name, fig in figures.linear_jepa_figures().items():
+        print(figures.save(fig, name))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: `sparsejepa train | probe | demo`."""
+"""Command line: `sparsejepa train | probe | demo | export | reproduce | figures`."""
 
 import argparse
 import json
@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoint, data
+from . import checkpoint, data, release
 from .config import ConfigError, load_config, presets
 
 
@@ -27,8 +27,13 @@ def probe_checkpoint(
     epochs: int | None = None,
     device: str = "auto",
     download: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> dict:
-    """Probe the frozen target encoder of a checkpoint; write JSON to `out` when given."""
+    """Probe the frozen target encoder of a checkpoint; write JSON to `out` when given.
+
+    The probe set defaults to the training set (with its subset sizes); `n_train`/`n_test`
+    override the sizes."""
     import torch
 
     from . import probe
@@ -43,8 +48,9 @@ def probe_checkpoint(
         path=data_path or (cfg.data.path if same else None),
         download=download,
         seed=cfg.train.seed,
-        n_train=cfg.data.n_train if same else None,
-        n_test=cfg.data.n_test if same else None,
+        n_train=n_train or (cfg.data.n_train if same else None),
+        n_test=n_test or (cfg.data.n_test if same else None),
+        image_size=cfg.model.img_size,
     )
     cache = Path(ckpt).with_name(f"features_{name}.pt")
     with torch.no_grad():
@@ -99,6 +105,34 @@ def _demo(args) -> None:
     (out / "results.json").write_text(json.dumps(dict(rows), indent=2))
 
 
+def _export(args) -> None:
+    entry = release.export(args.run, args.name, args.out, args.probe or None)
+    folder = Path(args.out) if args.out else release.default_dir()
+    print(f"exported {args.name}: {folder / entry['file']} (sha256 {entry['sha256'][:16]}...)")
+
+
+def _reproduce(args) -> None:
+    from . import reproduce
+
+    entries = reproduce.reproduce(
+        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet
+    )
+    print(reproduce.summary(entries))
+
+
+def _figures(args) -> None:
+    from . import figures
+
+    paths = figures.notebook_paths(args.notebooks)
+    if args.only:
+        paths = [p for p in paths if p.name.startswith(tuple(args.only))]
+    if not paths:
+        raise FileNotFoundError(f"no notebooks NN_*.ipynb selected in {args.notebooks}")
+    timings = figures.run_notebooks(paths, args.checkpoints, args.out)
+    for name, seconds in timings.items():
+        print(f"{name}: {seconds:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sparsejepa", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +169,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("export", help="release a run's target encoder (safetensors + manifest)")
+    p.add_argument("--run", required=True, help="run folder with ckpt.pt (and probe*.json)")
+    p.add_argument("--name", required=True, help="release name, e.g. sparsejepa_s0")
+    p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
+    p.add_argument("--probe", action="append", default=[], metavar="JSON",
+                   help="probe results to record (default: RUN/probe*.json)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("reproduce", help="train, probe and export every reference checkpoint")
+    p.add_argument("--spec", default=None, help="default: checkpoints/reference_runs.yaml")
+    p.add_argument("--runs-dir", default="runs/reference", help="training run folders")
+    p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these runs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for every run (after the spec's own)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("figures", help="run the notebooks headless; rewrite paper_figures/")
+    p.add_argument("--checkpoints", default=None, help="release folder (default: checkpoints/)")
+    p.add_argument("--out", default=None, help="figure folder (default: paper_figures/)")
+    p.add_argument("--notebooks", default=None, help="notebook folder (default: notebooks/)")
+    p.add_argument("--only", nargs="+", default=None, metavar="PREFIX", help="e.g. 01 04")
+    p.set_defaults(func=_figures)
+
     from .tabular.cli import add_subparser as add_tabular_subparser
 
     add_tabular_subparser(sub)
@@ -146,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     except (
         ConfigError,
         checkpoint.CheckpointError,
+        release.ReleaseError,
         data.DatasetError,
         NonFiniteLoss,
         FileNotFoundError,

@@ -1,7 +1,7 @@
 """Released encoders: target-encoder weights as safetensors plus a manifest; never unpickled.
 
 A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_CHECKPOINTS) holds
-    NAME.safetensors      the target encoder's state dict (float32), metadata: name, config sha256
+    NAME.safetensors      the target encoder's state dict (float32), metadata: the config sha256
     NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
     MANIFEST.json         {"format": 1, "entries": {NAME: entry}}
 An entry records the file names with their sha256 and size, the full run config, the code version
@@ -16,6 +16,8 @@ to do.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -131,9 +133,11 @@ def export(
     name: str,
     out_dir: str | Path | None = None,
     probe_files: list[str | Path] | None = None,
+    timing: dict | None = None,
 ) -> dict:
     """Release the target encoder of `run_dir/ckpt.pt` as `out_dir/NAME.safetensors` and record it
-    in `out_dir/MANIFEST.json` (replacing an entry of the same name). Returns the entry."""
+    in `out_dir/MANIFEST.json` (replacing an entry of the same name). `timing` (e.g. training and
+    probing seconds) is stored as given. Returns the entry."""
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ReleaseError(f"release name {name!r} must be a plain file stem like 'jepa_s0'")
     run_dir = Path(run_dir)
@@ -142,13 +146,15 @@ def export(
     cfg = checkpoint.config_of(payload)
     config = to_dict(cfg)
     probes = _probe_results(run_dir, probe_files)
-    manifest = read_manifest(out)  # a broken manifest stops the export before anything is written
+    read_manifest(out)  # a broken manifest stops the export before anything is written
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to("cpu", torch.float32).contiguous() for k, v in payload["target"].items()}
     file = out / f"{name}.safetensors"
     tmp = file.with_name(file.name + ".tmp")
-    save_file(weights, tmp, metadata={"name": name, "config_sha256": config_sha256(config)})
+    # one metadata key: safetensors writes several in a random order, changing the sha256
+    save_file(weights, tmp, metadata={"config_sha256": config_sha256(config)})
     os.replace(tmp, file)
+    file.chmod(0o644)  # safetensors writes owner-only files; releases are shared
     history = None
     if (run_dir / "metrics.jsonl").is_file():
         log = out / f"{name}.metrics.jsonl"
@@ -166,10 +172,24 @@ def export(
         "probes": probes,
         "group_matrix": None if groups is None else groups.float().tolist(),
         "history": history,
+        "timing": timing,
     }
-    manifest["entries"][name] = entry
-    _write_json_atomic(out / MANIFEST, manifest)
+    with _locked(out / f"{MANIFEST}.lock"):  # parallel `reproduce --only ...` processes
+        manifest = read_manifest(out)
+        manifest["entries"][name] = entry
+        _write_json_atomic(out / MANIFEST, manifest)
     return entry
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on `path` (created if needed) for a read-modify-write."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _resolve(name_or_path: str | Path, directory: str | Path | None) -> tuple[str, dict, Path]:

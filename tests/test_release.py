@@ -149,3 +149,14 @@ def test_export_errors(run, tmp_path):
     with pytest.raises(ReleaseError, match="not a `sparsejepa probe --out` result"):
         release.export(run_dir, "x", tmp_path / "out", probe_files=[bad])
     assert not (tmp_path / "out" / "x.safetensors").exists()
+
+
+def test_exports_of_several_runs_share_one_manifest(run, tmp_path):
+    run_dir, _ = run
+    out = tmp_path / "checkpoints"
+    first = release.export(run_dir, "a", out)
+    release.export(run_dir, "b", out)
+    release.export(run_dir, "a", out)  # re-export replaces its entry, keeps the other
+    assert release.releases(out) == ["a", "b"]
+    assert release.read_manifest(out)["entries"]["a"]["sha256"] == first["sha256"]  # reproducible
+    assert oct((out / "a.safetensors").stat().st_mode & 0o777) == "0o644"

@@ -1,0 +1,679 @@
+"""Tables and figures of the notebooks (notebooks/01-07), computed from released encoders.
+
+Every notebook is a few calls into this module: it reads the releases of `release.default_dir()`
+(env SPARSEJEPA_CHECKPOINTS, default `checkpoints/`), prints a table and saves a figure as PNG and
+PDF (and the table as .txt) into `figure_dir()` (env SPARSEJEPA_FIGURES, default `paper_figures/`).
+`run_notebooks` executes the notebooks headless (`sparsejepa figures`, `make figures`, the tests).
+
+Runs are grouped by method and lambda ("JEPA", "SparseJEPA lam=1"); the spread over seeds is the
+sample standard deviation (n >= 2). The paper's numbers appear beside ours, labelled as reported by
+a secondary source (REFERENCE.md section 1): they are targets, not verified results.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .config import SparsityConfig
+from .release import Release, load, releases
+
+REPORTED_LABEL = "reported by a secondary source"
+# (dataset, task) -> method -> top-1 %; Clevr/Count is VTAB's 8-way object count.
+REPORTED = {
+    ("cifar100", "fine"): {"JEPA": 40.0, "SparseJEPA": 45.4},
+    ("clevr", "count"): {"JEPA": 59.13, "SparseJEPA": 62.33},
+}
+STAND_INS = {"count": "Clevr/Count", "dist": "Clevr/Dist"}  # shapes tasks standing in for CLEVR
+# metrics.jsonl keys drawn by notebook 03 (those a run logged; mi_* come from the training monitor)
+CURVES = ("jepa", "recon", "kl", "rankme", "mi_total", "mi_between", "active_connections")
+METHOD_COLOURS = {"JEPA": "tab:blue", "SparseJEPA": "tab:orange"}
+ENV_FIGURES = "SPARSEJEPA_FIGURES"
+
+
+# ----------------------------------------------------------------------------- releases and output
+
+
+def figure_dir() -> Path:
+    """env SPARSEJEPA_FIGURES, else the `paper_figures/` folder of this repository."""
+    env = os.environ.get(ENV_FIGURES)
+    path = Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "paper_figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(fig: Figure, name: str) -> Path:
+    """Write `name`.png and `name`.pdf into figure_dir(); returns the PNG path."""
+    out = figure_dir()
+    fig.savefig(out / f"{name}.png", dpi=150)
+    fig.savefig(out / f"{name}.pdf")
+    return out / f"{name}.png"
+
+
+def save_table(text: str, name: str) -> str:
+    """Write a printed table to figure_dir()/`name`.txt and return it (the notebook prints it)."""
+    (figure_dir() / f"{name}.txt").write_text(text + "\n")
+    return text
+
+
+def load_releases(directory: str | Path | None = None) -> list[Release]:
+    """Every released encoder of a folder's manifest, sorted by method, lambda, seed."""
+    names = releases(directory)
+    if not names:
+        raise FileNotFoundError(
+            "no released encoders found; run `sparsejepa reproduce` (or point env "
+            "SPARSEJEPA_CHECKPOINTS at a folder with a MANIFEST.json)"
+        )
+    loaded = [load(name, directory=directory) for name in names]
+    return sorted(loaded, key=lambda r: (r.method, lam_of(r) or 0.0, seed_of(r), r.name))
+
+
+def lam_of(r: Release) -> float | None:
+    """The group-lasso lambda of a SparseJEPA run; None for JEPA."""
+    return r.config.sparsity.lam if r.config.sparsity.enabled else None
+
+
+def seed_of(r: Release) -> int:
+    return r.config.train.seed
+
+
+def group_of(r: Release) -> str:
+    """'JEPA' or 'SparseJEPA lam=<lambda>': the runs that differ only by seed."""
+    return "JEPA" if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
+
+
+def reference_lambda(rs: list[Release]) -> float | None:
+    """The lambda of the main SparseJEPA runs: the one with the most seeds (ties: closest to
+    the default lambda); None without SparseJEPA runs."""
+    counts = Counter(lam_of(r) for r in rs if lam_of(r) is not None)
+    if not counts:
+        return None
+    default = SparsityConfig().lam
+    return max(counts, key=lambda lam: (counts[lam], -abs(lam - default)))
+
+
+def main_runs(rs: list[Release]) -> list[Release]:
+    """JEPA runs and the SparseJEPA runs at the reference lambda (notebooks 01, 03, 04)."""
+    lam = reference_lambda(rs)
+    return [r for r in rs if lam_of(r) is None or lam_of(r) == lam]
+
+
+def describe(rs: list[Release]) -> str:
+    """One line per release: name, group, seed, preset, training steps, code version."""
+    lines = [f"{len(rs)} released encoders from {rs[0].config.name!r} ..." if rs else "none"]
+    for r in rs:
+        commit = (r.code.get("git_commit") or "unknown")[:10]
+        lines.append(
+            f"  {r.name:<24} {group_of(r):<22} seed {seed_of(r)}  {r.config.name}  "
+            f"{r.step} steps on {r.config.data.dataset}  code {commit}"
+        )
+    return "\n".join(lines)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return float(np.mean(values)), sd
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean, sd = _mean_sd(values)
+    spread = f" +- {sd:.1f}" if len(values) > 1 else ""
+    return f"{mean:.1f}{spread} (n={len(values)})"
+
+
+def _format(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# ----------------------------------------------------------------------------- 01 probes
+
+
+def probe_values(rs: list[Release], metric: str = "best") -> dict[str, dict[tuple, list[float]]]:
+    """{group: {(dataset, task): [top-1 per seed]}} from the probe results in the manifest.
+    metric: "best" (I-JEPA: best of 4 heads on test), "best_by_val" or "knn"."""
+    out: dict[str, dict[tuple, list[float]]] = {}
+    for r in rs:
+        cells = out.setdefault(group_of(r), {})
+        for dataset, result in r.probes.items():
+            for task, res in result["tasks"].items():
+                cells.setdefault((dataset, task), []).append(float(res[metric]["top1"]))
+    return out
+
+
+def _column_name(dataset: str, task: str) -> str:
+    if dataset == "shapes" and task in STAND_INS:
+        return f"{dataset}/{task} [stand-in for {STAND_INS[task]}]"
+    return f"{dataset}/{task}"
+
+
+def probe_table(rs: list[Release], metric: str = "best") -> str:
+    """Top-1 % per group and task, mean +- sd over seeds, with the reported numbers beside."""
+    values = probe_values(rs, metric)
+    columns = sorted({key for cells in values.values() for key in cells} | set(REPORTED))
+    header = ["method", *(_column_name(*c) for c in columns)]
+    rows = [[group, *(_cell(cells.get(c, [])) for c in columns)] for group, cells in values.items()]
+    for method in ("JEPA", "SparseJEPA"):
+        rows.append([f"{method} ({REPORTED_LABEL})",
+                     *(f"{REPORTED[c][method]:.2f}" if c in REPORTED else "-" for c in columns)])
+    notes = [f"test top-1 %, probe '{metric}'; mean +- sample sd over seeds (n runs)"]
+    if not any(c[0] == "clevr" for cells in values.values() for c in cells):
+        notes.append(
+            "CLEVR was not available to these runs: count/dist are the offline shapes stand-ins, "
+            "not comparable with the reported Clevr/Count numbers"
+        )
+    return _format(header, rows) + "\n" + "\n".join(f"note: {n}" for n in notes)
+
+
+def plot_probes(rs: list[Release], metric: str = "best") -> Figure:
+    """Bars of mean top-1 per task and group, seeds as dots, reported numbers as hollow markers."""
+    values = probe_values(rs, metric)
+    columns = sorted({key for cells in values.values() for key in cells})
+    groups = list(values)
+    fig = Figure(figsize=(1.6 + 1.3 * len(columns), 3.6), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(len(groups), 1)
+    for g, group in enumerate(groups):
+        colour = METHOD_COLOURS["JEPA" if group == "JEPA" else "SparseJEPA"]
+        for c, column in enumerate(columns):
+            seeds = values[group].get(column, [])
+            if not seeds:
+                continue
+            x = c + (g - (len(groups) - 1) / 2) * width
+            ax.bar(x, np.mean(seeds), width * 0.9, color=colour, alpha=0.45 + 0.5 * (g == 0),
+                   label=group if c == 0 else None)
+            ax.plot([x] * len(seeds), seeds, "k.", ms=4)
+            method = "JEPA" if group == "JEPA" else "SparseJEPA"
+            reported = REPORTED.get(column if column[0] != "shapes" else ("clevr", column[1]))
+            if reported:
+                ax.plot(x, reported[method], marker="D", mfc="none", mec=colour, ms=8, ls="none",
+                        label=f"{method} ({REPORTED_LABEL})")
+    ax.set_xticks(range(len(columns)), [_column_name(*c).replace(" [", "\n[") for c in columns],
+                  fontsize=7)
+    ax.set_ylabel(f"test top-1 % ({metric})")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=7)
+    ax.set_title("Linear-probe transfer of the frozen target encoder", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 02 group matrices
+
+
+def sparse_runs(rs: list[Release]) -> list[Release]:
+    return [r for r in rs if r.group_matrix is not None]
+
+
+def active(r: Release) -> tuple[int, int]:
+    """(active, total) group connections: columns of W with nonzero norm after the prox step."""
+    return int((r.group_matrix > 0).sum()), int(r.group_matrix.size)
+
+
+def group_table(rs: list[Release]) -> str:
+    rows = []
+    for r in sparse_runs(rs):
+        a, total = active(r)
+        per_group = (r.group_matrix > 0).sum(axis=1)
+        rows.append([r.name, f"{lam_of(r):g}", seed_of(r), f"{a}/{total}",
+                     " ".join(map(str, per_group)), f"{r.group_matrix.max():.3f}"])
+    header = ["release", "lambda", "seed", "active", "active latents per group", "max norm"]
+    return _format(header, rows)
+
+
+def plot_group_matrices(rs: list[Release]) -> Figure:
+    """Heat-maps of ||w_j^(g)||_2 (rows: channel groups, columns: latents), one per SparseJEPA
+    release, ordered by lambda; a shared colour scale; zero (pruned) entries are marked."""
+    runs = sparse_runs(rs)
+    if not runs:
+        raise ValueError("no SparseJEPA releases: nothing to draw")
+    cols = min(4, len(runs))
+    rows = math.ceil(len(runs) / cols)
+    fig = Figure(figsize=(3.0 * cols + 0.8, 2.7 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    vmax = max(float(r.group_matrix.max()) for r in runs) or 1.0
+    for ax, r in zip(axes, runs, strict=False):
+        image = ax.imshow(r.group_matrix, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+        zeros = np.argwhere(r.group_matrix == 0)
+        ax.plot(zeros[:, 1], zeros[:, 0], "wx", ms=5)
+        a, total = active(r)
+        ax.set_title(f"$\\lambda$={lam_of(r):g}, seed {seed_of(r)}: {a}/{total} active", fontsize=9)
+        ax.set_xlabel("latent j")
+        ax.set_ylabel("channel group g")
+    for ax in axes[len(runs):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes.tolist(), label="$||w_j^{(g)}||_2$ (x: pruned to 0)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- 03 training curves
+
+
+def logged_curves(rs: list[Release]) -> list[str]:
+    """The CURVES keys that at least one release logged."""
+    return [k for k in CURVES if any(rec.get(k) is not None for r in rs for rec in r.history)]
+
+
+def curves_table(rs: list[Release]) -> str:
+    """The last logged value of each curve per release."""
+    curves = logged_curves(rs)
+    header = ["release", "group", "seed", "steps", *curves]
+    rows = []
+    for r in rs:
+        last = {}
+        for record in r.history:
+            last.update({k: v for k, v in record.items() if v is not None})
+        rows.append([r.name, group_of(r), seed_of(r), last.get("step", "-"),
+                     *(f"{last[k]:.4g}" if k in last else "-" for k in curves)])
+    return _format(header, rows)
+
+
+def plot_training_curves(rs: list[Release]) -> Figure:
+    """JEPA loss, reconstruction, KL, RankMe, multiinformation and active connections (those
+    logged) against steps."""
+    curves = logged_curves(rs)
+    if not curves:
+        raise ValueError("the releases have no training history (metrics.jsonl) to draw")
+    fig = Figure(figsize=(3.0 * len(curves), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(curves)))
+    for r in rs:
+        colour = METHOD_COLOURS[r.method]
+        style = "-" if seed_of(r) == min(seed_of(q) for q in rs) else "--"
+        for ax, key in zip(axes, curves, strict=True):
+            points = [(rec["step"], rec[key]) for rec in r.history if rec.get(key) is not None]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, style, color=colour, lw=1.2,
+                        label=f"{group_of(r)} s{seed_of(r)}")
+    for ax, key in zip(axes, curves, strict=True):
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        if key in ("jepa", "recon", "kl"):
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 04, 07 multiinfo
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, path: str | None, seed: int, n_train: int | None, n_test: int | None):
+    from . import data
+
+    return data.load_dataset(name, path=path, seed=seed, n_train=n_train, n_test=n_test)
+
+
+def pooled_features(r: Release, n: int = 2000) -> np.ndarray:
+    """Mean-pooled last-layer features (n, D) of the release's target encoder on a class-stratified
+    subset of n test images of the dataset it was trained on (same seed and sizes as training)."""
+    from . import data, probe
+
+    d = r.config.data
+    ds = _dataset(d.dataset, d.path, r.config.train.seed, d.n_train, d.n_test)
+    labels = ds.labels_test[ds.tasks[0]]
+    idx = data.stratified_indices(labels, min(n, len(labels)), seed=0)
+    feats = probe.extract_features(r.encoder, ds.x_test[idx], ds.mean, ds.std, device="cpu")
+    return feats["last"].astype(np.float64)
+
+
+def multiinformation_rows(
+    rs: list[Release], n: int = 2000, method: str = "copula", ci: float = 0.95, n_boot: int = 50
+) -> list[dict]:
+    """Per release: total, between-group and summed within-group multiinformation (nats) of the
+    pooled features, the channels grouped as the sparsity head groups them (G contiguous groups of
+    D/G), by `theory.decompose`; total and between with half-sampling intervals (sampling
+    variability only, not estimator bias)."""
+    import theory
+
+    rows = []
+    for r in rs:
+        x = pooled_features(r, n)
+        groups = np.arange(x.shape[1]) // (x.shape[1] // r.config.sparsity.groups)  # labels
+        parts = theory.decompose(x, groups, method=method, seed=0)
+        total = theory.multiinformation(x, method=method, ci=ci, n_boot=n_boot, seed=1)
+        between = theory.multiinformation(x, method=method, groups=groups, ci=ci, n_boot=n_boot,
+                                          seed=2)
+        rows.append({
+            "release": r.name, "group": group_of(r), "lam": lam_of(r), "seed": seed_of(r),
+            "n": len(x), "dim": x.shape[1], "groups": r.config.sparsity.groups,
+            "total": parts.total, "total_ci": (total.low, total.high),
+            "between": parts.between, "between_ci": (between.low, between.high),
+            "within": float(sum(parts.within)), "residual": parts.residual, "method": method,
+        })  # fmt: skip
+    return rows
+
+
+def multiinformation_table(rows: list[dict]) -> str:
+    header = ["release", "group", "seed", "N x D", "total [95% CI]", "between [95% CI]",
+              "sum within", "residual"]
+    body = [[r["release"], r["group"], r["seed"], f"{r['n']} x {r['dim']}",
+             f"{r['total']:.3f} [{r['total_ci'][0]:.3f}, {r['total_ci'][1]:.3f}]",
+             f"{r['between']:.3f} [{r['between_ci'][0]:.3f}, {r['between_ci'][1]:.3f}]",
+             f"{r['within']:.3f}", f"{r['residual']:+.3f}"] for r in rows]
+    method = rows[0]["method"] if rows else "-"
+    return _format(header, body) + (
+        f"\nnote: nats, method '{method}' on mean-pooled last-layer test features; groups = the "
+        "head's G contiguous channel groups; total = between + sum within + residual"
+    )
+
+
+def plot_multiinformation(rows: list[dict]) -> Figure:
+    """Total and between-group M per release (with intervals), and the sum of within-group M."""
+    fig = Figure(figsize=(1.5 + 0.9 * len(rows), 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    bars = ((-0.27, "total", ""), (0.0, "between", "//"), (0.27, "within", ".."))
+    for offset, key, hatch in bars:
+        values = np.array([r[key] for r in rows])
+        colours = [METHOD_COLOURS["JEPA" if r["lam"] is None else "SparseJEPA"] for r in rows]
+        err = None
+        if key != "within":
+            ci = np.array([r[f"{key}_ci"] for r in rows])
+            err = np.abs(np.stack([values - ci[:, 0], ci[:, 1] - values]))
+        ax.bar(x + offset, values, 0.26, yerr=err, color=colours, hatch=hatch, edgecolor="k",
+               lw=0.5, capsize=2, label={"total": "total", "between": "between groups",
+                                         "within": "sum within groups"}[key])
+    ax.set_xticks(x, [f"{r['group']}\ns{r['seed']}" for r in rows], fontsize=7)
+    ax.set_ylabel(f"multiinformation (nats, {rows[0]['method'] if rows else ''})")
+    ax.legend(fontsize=7)
+    ax.set_title("Multiinformation of pooled target features", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 07 lambda ablation
+
+
+def lambda_table(rs: list[Release], mi_rows: list[dict], metric: str = "best") -> str:
+    """Per lambda (JEPA first): probe top-1 per task, active connections, total and between M."""
+    mi = {row["release"]: row for row in mi_rows}
+    keys = sorted({(d, t) for r in rs for d, res in r.probes.items() for t in res["tasks"]})
+    by_group: dict[str, list[Release]] = {}
+    for r in rs:
+        by_group.setdefault(group_of(r), []).append(r)
+    header = ["group", *(f"{d}/{t}" for d, t in keys), "active", "M total", "M between"]
+    body = []
+    for group, runs in by_group.items():
+        cells = [_cell([r.probes[d]["tasks"][t][metric]["top1"] for r in runs
+                        if d in r.probes and t in r.probes[d]["tasks"]]) for d, t in keys]
+        act = [active(r)[0] for r in runs if r.group_matrix is not None]
+        body.append([group, *cells, f"{np.mean(act):.1f}" if act else "-",
+                     *(f"{np.mean([mi[r.name][k] for r in runs if r.name in mi]):.3f}"
+                       if any(r.name in mi for r in runs) else "-" for k in ("total", "between"))])
+    return _format(header, body) + f"\nnote: top-1 % ({metric}), mean over seeds; M in nats"
+
+
+def plot_lambda_ablation(rs: list[Release], mi_rows: list[dict], metric: str = "best") -> Figure:
+    """Probe top-1 per task and multiinformation against lambda (symlog axis, 0 = VAE head only);
+    JEPA as dashed horizontal lines."""
+    sparse = [r for r in rs if lam_of(r) is not None]
+    jepa = [r for r in rs if lam_of(r) is None]
+    keys = sorted({(d, t) for r in rs for d, res in r.probes.items() for t in res["tasks"]})
+    fig = Figure(figsize=(10.0, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    cmap = [f"C{i}" for i in range(10)]
+    for i, (d, t) in enumerate(keys):
+        pts = [(lam_of(r), r.probes[d]["tasks"][t][metric]["top1"]) for r in sparse
+               if d in r.probes and t in r.probes[d]["tasks"]]
+        if pts:
+            lams = sorted({p[0] for p in pts})
+            means = [np.mean([v for lam, v in pts if lam == x]) for x in lams]
+            left.plot(lams, means, "o-", color=cmap[i % 10], label=f"{d}/{t}")
+            left.plot(*zip(*pts, strict=True), ".", color=cmap[i % 10], alpha=0.5)
+        base = [r.probes[d]["tasks"][t][metric]["top1"] for r in jepa
+                if d in r.probes and t in r.probes[d]["tasks"]]
+        if base:
+            left.axhline(np.mean(base), color=cmap[i % 10], ls="--", lw=0.8)
+    left.set_ylabel(f"test top-1 % ({metric}); dashed: JEPA")
+    mi = {row["release"]: row for row in mi_rows}
+    for key, marker in (("total", "o"), ("between", "s")):
+        pts = [(lam_of(r), mi[r.name][key], mi[r.name][f"{key}_ci"])
+               for r in sparse if r.name in mi]
+        if pts:
+            pts.sort(key=lambda p: p[0])
+            lams, vals, cis = zip(*pts, strict=True)
+            cis = np.array(cis)
+            right.errorbar(lams, vals, yerr=np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals])),
+                           marker=marker, capsize=2, label=f"M {key}")
+        base = [mi[r.name][key] for r in jepa if r.name in mi]
+        if base:
+            right.axhline(np.mean(base), color="grey", ls="--" if key == "total" else ":", lw=0.8,
+                          label=f"JEPA M {key}")
+    right.set_ylabel("multiinformation (nats)")
+    for ax in (left, right):
+        ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_xlabel("group-lasso $\\lambda$ (0 = VAE head only)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 05 theory numerics
+
+
+def _push_forward(joint: np.ndarray, channels: list[np.ndarray]) -> np.ndarray:
+    """P_Y(y) = sum_x P_X(x) prod_i K_i[x_i, y_i] (a product channel on a joint pmf tensor)."""
+    for axis, kernel in enumerate(channels):
+        joint = np.moveaxis(np.tensordot(joint, kernel, axes=([axis], [0])), -1, axis)
+    return joint
+
+
+def _tensor_multiinformation(joint: np.ndarray) -> float:
+    from theory.tasks import discrete_multiinformation
+
+    outcomes = np.indices(joint.shape).reshape(joint.ndim, -1).T
+    return discrete_multiinformation(outcomes, joint.ravel())
+
+
+def dpi_experiment(n_channels: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+    """Lemma A on random component-wise channels, exact values (no estimator):
+    "gaussian": X Gaussian with a random correlation, Y = X + independent noise per coordinate;
+    "discrete": a random pmf on small alphabets through random stochastic / deterministic maps
+    per coordinate. Each value is an (n_channels, 2) array of (M(X), M(Y)) in nats."""
+    from theory.estimators import gaussian_multiinformation
+    from theory.tasks import random_correlation
+
+    rng = np.random.default_rng(seed)
+    gaussian, discrete = [], []
+    for i in range(n_channels):
+        d = int(rng.integers(2, 10))
+        corr = random_correlation(d, rng, nats=float(rng.uniform(0.05, 3.0)))
+        noise = rng.exponential(1.0, size=d) * rng.choice([0.01, 0.1, 1.0, 10.0])
+        gaussian.append((gaussian_multiinformation(corr),
+                         gaussian_multiinformation(corr + np.diag(noise))))
+        sizes = tuple(int(s) for s in rng.integers(2, 5, size=int(rng.integers(2, 4))))
+        joint = rng.dirichlet(np.full(math.prod(sizes), 0.3)).reshape(sizes)
+        if i % 2:
+            channels = [rng.dirichlet(np.ones(int(rng.integers(2, 5))), size=s) for s in sizes]
+        else:
+            channels = [np.eye(s)[rng.integers(0, s, size=s)] for s in sizes]
+        discrete.append((_tensor_multiinformation(joint),
+                         _tensor_multiinformation(_push_forward(joint, channels))))
+    return {"gaussian": np.array(gaussian), "discrete": np.array(discrete)}
+
+
+def mixing_counterexample(n: int = 20000, seed: int = 0) -> dict[str, float]:
+    """X1, X2 iid fair bits (M = 0) mapped by the mixing map (x1, x2) -> (x1, x1) (M = log 2):
+    exact values and the plug-in estimates from n samples."""
+    import theory
+    from theory.tasks import DiscreteTask, bits, duplicated_bit
+
+    independent = DiscreteTask(bits(2), np.full(4, 0.25))
+    rng = np.random.default_rng(seed)
+    x = independent.sample(n, rng)
+    y = x[:, [0, 0]]
+    return {
+        "exact_before": independent.true_value, "exact_after": duplicated_bit().true_value,
+        "estimate_before": theory.multiinformation(x, method="binned", seed=seed),
+        "estimate_after": theory.multiinformation(y, method="binned", seed=seed),
+    }  # fmt: skip
+
+
+def grouping_identity(n: int = 5000, seed: int = 0) -> list[dict]:
+    """Lemma B (total = between + sum within) on block-correlated Gaussians: exact terms from the
+    correlation matrix and `theory.decompose(method="gaussian")` estimates from n samples."""
+    import theory
+    from theory.estimators import gaussian_multiinformation
+    from theory.tasks import block_correlation, blocks
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    cases = (((2, 2, 2), 0.6, 0.1), ((3, 3), 0.5, 0.3), ((4, 2, 2), 0.5, 0.0),
+             ((2, 2, 2, 2), 0.2, 0.15))
+    for sizes, within, between in cases:
+        corr = block_correlation(sizes, within, between)
+        groups = blocks(sizes)
+        exact_within = sum(gaussian_multiinformation(corr[np.ix_(g, g)]) for g in groups)
+        x = rng.multivariate_normal(np.zeros(len(corr)), corr, size=n)
+        est = theory.decompose(x, groups, method="gaussian", seed=seed)
+        rows.append({
+            "blocks": sizes, "within_corr": within, "between_corr": between,
+            "exact_total": gaussian_multiinformation(corr),
+            "exact_between": gaussian_multiinformation(corr, groups),
+            "exact_within": exact_within,
+            "est_total": est.total, "est_between": est.between, "est_within": sum(est.within),
+            "est_residual": est.residual,
+        })  # fmt: skip
+    return rows
+
+
+def theory_table(dpi: dict, mixing: dict, grouping: list[dict]) -> str:
+    lines = []
+    for name, pairs in dpi.items():
+        worst = float((pairs[:, 1] - pairs[:, 0]).max())
+        lines.append(f"DPI {name}: {len(pairs)} random component-wise channels, max M(Y) - M(X) = "
+                     f"{worst:.2e} nats (<= 0 up to rounding: Lemma A holds)")
+    lines.append(
+        f"mixing map (x1, x2) -> (x1, x1): exact M {mixing['exact_before']:.4f} -> "
+        f"{mixing['exact_after']:.4f} nats (log 2 = {math.log(2):.4f}); plug-in estimate "
+        f"{mixing['estimate_before']:.4f} -> {mixing['estimate_after']:.4f}"
+    )
+    header = ["blocks", "rho in/out", "total", "between", "sum within", "between+within",
+              "est. residual"]
+    body = [[str(r["blocks"]), f"{r['within_corr']}/{r['between_corr']}", f"{r['exact_total']:.4f}",
+             f"{r['exact_between']:.4f}", f"{r['exact_within']:.4f}",
+             f"{r['exact_between'] + r['exact_within']:.4f}", f"{r['est_residual']:+.1e}"]
+            for r in grouping]
+    return "\n".join(lines) + "\ngrouping identity (exact, nats):\n" + _format(header, body)
+
+
+def plot_theory(dpi: dict, mixing: dict, grouping: list[dict]) -> Figure:
+    fig = Figure(figsize=(13.0, 3.5), layout="constrained")
+    axes = fig.subplots(1, 4)
+    for ax, (name, pairs) in zip(axes[:2], dpi.items(), strict=True):
+        ax.plot(pairs[:, 0], pairs[:, 1], ".", ms=4, alpha=0.7)
+        top = float(pairs.max()) * 1.05
+        ax.plot([0, top], [0, top], "k--", lw=0.8)
+        ax.set_xlabel("M(X) (nats)")
+        ax.set_ylabel("M(Y) after the channel")
+        ax.set_title(f"DPI, {name} channels (exact)", fontsize=9)
+    ax = axes[2]
+    ax.bar([0, 1], [mixing["exact_before"], mixing["exact_after"]], color="0.7", label="exact")
+    ax.plot([0, 1], [mixing["estimate_before"], mixing["estimate_after"]], "rD", label="estimate")
+    ax.axhline(math.log(2), color="k", ls=":", lw=0.8)
+    ax.set_xticks([0, 1], ["(X1, X2) iid bits", "(X1, X1)"])
+    ax.set_title("mixing map raises M (scope of Lemma A)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    x = np.arange(len(grouping))
+    between = [r["exact_between"] for r in grouping]
+    within = [r["exact_within"] for r in grouping]
+    ax.bar(x, between, label="between groups")
+    ax.bar(x, within, bottom=between, label="sum within groups")
+    ax.plot(x, [r["exact_total"] for r in grouping], "k_", ms=20, mew=2, label="total")
+    ax.set_xticks(x, [str(r["blocks"]) for r in grouping], fontsize=7)
+    ax.set_title("grouping identity (Lemma B)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 06 deep linear
+
+
+def linear_jepa_figures() -> dict[str, Figure]:
+    """The deep linear JEPA vs MAE figures of theory.linear_jepa (one source for the notebook
+    and paper_figures/linear_jepa.py)."""
+    from theory.linear_jepa.plots import plot_critical_time_ratio, plot_trajectories
+
+    return {
+        "06_linear_jepa_trajectories": plot_trajectories(),
+        "06_linear_jepa_critical_time": plot_critical_time_ratio(),
+    }
+
+
+def linear_jepa_table(eps: float = 0.01, p: float = 0.5, depths=(1, 2, 3, 4)) -> str:
+    """Half-times (GD time) of REFERENCE's pair A = (lambda 1, rho 0.5), B = (0.6, 2) per depth,
+    and which feature each objective learns first."""
+    from theory.linear_jepa import critical_time
+
+    a, b = (1.0, 0.5), (0.6, 2.0)
+    rows = []
+    for depth in depths:
+        row = [depth]
+        for objective in ("jepa", "mae"):
+            ta, tb = (critical_time(*f, depth, objective, eps, p) for f in (a, b))
+            row += [f"{ta:.1f}", f"{tb:.1f}", "A" if ta < tb else "B"]
+        rows.append(row)
+    header = ["L", "JEPA t*_A", "JEPA t*_B", "JEPA first", "MAE t*_A", "MAE t*_B", "MAE first"]
+    return _format(header, rows) + (
+        f"\nnote: A = (lambda 1, rho 0.5), B = (lambda 0.6, rho 2), eps = {eps}, p = {p}; "
+        "REFERENCE.md: JEPA learns B first from L = 3, MAE learns A first at every depth"
+    )
+
+
+# ----------------------------------------------------------------------------- running notebooks
+
+
+def notebook_paths(folder: str | Path | None = None) -> list[Path]:
+    """notebooks/NN_*.ipynb in order (every numbered notebook, not only 01-07)."""
+    folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebooks(
+    paths: list[Path],
+    checkpoints: str | Path | None = None,
+    figures: str | Path | None = None,
+    timeout: int = 1800,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Execute notebooks headless with nbclient (outputs are not written back, so the committed
+    notebooks stay stripped); env SPARSEJEPA_CHECKPOINTS / SPARSEJEPA_FIGURES point them at the
+    releases and the output folder. Returns {notebook: seconds}; raises on the first failing cell
+    (nbclient's CellExecutionError names the notebook cell and the traceback)."""
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = dict(extra_env or {})
+    if checkpoints is not None:
+        env["SPARSEJEPA_CHECKPOINTS"] = str(Path(checkpoints).resolve())
+    if figures is not None:
+        env[ENV_FIGURES] = str(Path(figures).resolve())
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    timings = {}
+    try:
+        for path in paths:
+            notebook = nbformat.read(path, as_version=4)
+            client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path.parent)}})
+            tic = time.perf_counter()
+            client.execute()
+            timings[path.name] = time.perf_counter() - tic
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return timings

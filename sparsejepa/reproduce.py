@@ -1,0 +1,161 @@
+"""`sparsejepa reproduce`: train, probe and export every reference checkpoint listed in one spec.
+
+The spec (default `checkpoints/reference_runs.yaml`) is YAML:
+    preset: cifar100_cpu            # preset name, or a YAML file (relative to the spec's folder)
+    set: []                         # overrides applied to every run
+    probe:
+      epochs: null                  # linear-probe epochs (null: the config's probe.epochs)
+      datasets: {cifar100: {}, shapes: {n_train: 20000, n_test: 5000}}  # dataset -> sizes
+      optional: {clevr: {n_train: 10000, n_test: 5000}}  # probed only when the data is found
+    runs:                           # release name -> overrides of this run
+      jepa_s0: [sparsity.enabled=false, train.seed=0]
+A dataset's sizes `{}` mean: the training sizes for the training set, the loader's defaults for
+any other. Each run trains into RUNS_DIR/NAME (resuming a stopped run exactly, skipping a finished
+one), writes RUNS_DIR/NAME/probe_DATASET.json per probe set (features cached beside the
+checkpoint) and exports NAME to the release folder with its timings. Rerunning is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from . import data, release
+from .config import ConfigError, load_config
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "checkpoints" / "reference_runs.yaml"
+
+
+@dataclass
+class Spec:
+    preset: str
+    common: list[str]
+    runs: dict[str, list[str]]
+    probe_sets: dict[str, dict]
+    optional_sets: dict[str, dict]
+    probe_epochs: int | None
+
+
+def _string_list(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of key=value strings, got {value!r}")
+    return value
+
+
+def _sizes(value, where: str) -> dict[str, dict]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping dataset -> sizes, got {value!r}")
+    out = {}
+    for name, sizes in value.items():
+        if name not in data.DATASETS:
+            raise ConfigError(f"{where}: unknown dataset {name!r}; choose from {data.DATASETS}")
+        sizes = sizes or {}
+        bad = set(sizes) - {"n_train", "n_test"}
+        if bad or not all(isinstance(v, int) and v > 0 for v in sizes.values()):
+            raise ConfigError(f"{where}.{name}: only positive n_train / n_test, got {sizes!r}")
+        out[name] = sizes
+    return out
+
+
+def load_spec(path: str | Path = DEFAULT_SPEC) -> Spec:
+    """Read and check a reproduction spec (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"reproduction spec {path} not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - {"preset", "set", "probe", "runs"}
+    if not isinstance(raw, dict) or unknown:
+        raise ConfigError(f"{path}: top-level keys are preset, set, probe, runs (got {unknown})")
+    preset = raw.get("preset")
+    if not isinstance(preset, str):
+        raise ConfigError(f"{path}: 'preset' must name a preset or a YAML file")
+    if Path(preset).suffix and not Path(preset).is_absolute():
+        preset = str(path.parent / preset)
+    runs = raw.get("runs")
+    if not isinstance(runs, dict) or not runs:
+        raise ConfigError(f"{path}: 'runs' must map release names to lists of overrides")
+    probe = raw.get("probe") or {}
+    epochs = probe.get("epochs")
+    if epochs is not None and not (isinstance(epochs, int) and epochs > 0):
+        raise ConfigError(f"{path}: probe.epochs must be a positive integer or null")
+    return Spec(
+        preset=preset,
+        common=_string_list(raw.get("set"), f"{path}: set"),
+        runs={name: _string_list(sets, f"{path}: runs.{name}") for name, sets in runs.items()},
+        probe_sets=_sizes(probe.get("datasets"), f"{path}: probe.datasets"),
+        optional_sets=_sizes(probe.get("optional"), f"{path}: probe.optional"),
+        probe_epochs=epochs,
+    )
+
+
+def _available(name: str) -> bool:
+    """Whether an optional probe set can be loaded (only CLEVR is optional in practice)."""
+    if name == "clevr":
+        return data.locate_clevr() is not None
+    return True
+
+
+def reproduce(
+    spec_path: str | Path | None = None,
+    runs_dir: str | Path = "runs/reference",
+    out_dir: str | Path | None = None,
+    only: list[str] | None = None,
+    overrides: list[str] = (),
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Train, probe and export the spec's runs (all, or the names in `only`); `overrides` apply
+    to every run after the spec's own. Returns {name: manifest entry}."""
+    from .cli import probe_checkpoint
+    from .train import train
+
+    spec = load_spec(spec_path or DEFAULT_SPEC)
+    names = list(spec.runs) if not only else list(only)
+    missing = [n for n in names if n not in spec.runs]
+    if missing:
+        raise ConfigError(f"runs {missing} are not in the spec; it has {list(spec.runs)}")
+    for name in names:  # check every config before hours of training
+        load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+    probe_sets = dict(spec.probe_sets)
+    probe_sets.update({k: v for k, v in spec.optional_sets.items() if _available(k)})
+    entries = {}
+    for name in names:
+        cfg = load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+        run_dir = Path(runs_dir) / name
+        tic = time.perf_counter()
+        train(cfg, run_dir, resume=True, progress=progress)
+        train_s = time.perf_counter() - tic
+        files, probe_s = [], {}
+        for dataset, sizes in probe_sets.items():
+            tic = time.perf_counter()
+            out = run_dir / f"probe_{dataset}.json"
+            probe_checkpoint(run_dir / "ckpt.pt", dataset, out=out, epochs=spec.probe_epochs,
+                             device=cfg.train.device, **sizes)
+            probe_s[dataset] = round(time.perf_counter() - tic, 1)
+            files.append(out)
+        timing = {"train_s": round(train_s, 1), "probe_s": probe_s,
+                  "threads": torch.get_num_threads()}
+        entries[name] = release.export(run_dir, name, out_dir, probe_files=files, timing=timing)
+        print(f"{name}: train {train_s:.0f} s, probes {probe_s} s, exported "
+              f"{entries[name]['file']}", flush=True)
+    return entries
+
+
+def summary(entries: dict[str, dict]) -> str:
+    """One JSON line per release: name, method, lambda, seed, best top-1 per probe task."""
+    lines = []
+    for name, entry in entries.items():
+        best = {f"{ds}/{task}": round(res["best"]["top1"], 2)
+                for ds, result in entry["probes"].items() for task, res in result["tasks"].items()}
+        lines.append(json.dumps({"release": name, "method": entry["method"],
+                                 "lam": entry["config"]["sparsity"]["lam"],
+                                 "seed": entry["config"]["train"]["seed"], "best_top1": best}))
+    return "\n".join(lines)
