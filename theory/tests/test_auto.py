@@ -151,3 +151,9 @@ def test_estimate_is_a_float_with_method_and_reason():
     assert isinstance(est, float) and est.method == "ksg" and est.reason == "requested"
     assert est.low is None and float(est) == est.value
     assert theory.multiinformation(X[:, :1]).reason == "a single variable: M = 0"
+
+
+def test_plain_knn_warns_in_high_dimension():
+    X = np.random.default_rng(0).standard_normal((300, 12))
+    with pytest.warns(UserWarning, match="knn_corrected"):
+        theory.multiinformation(X, method="ksg", seed=0)
