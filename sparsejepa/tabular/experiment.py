@@ -29,22 +29,24 @@ def with_method(cfg: TabularConfig, method: str, seed: int) -> TabularConfig:
 
 def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
                    seeds: list[int] | None = None, log=print) -> dict:
-    """Train + evaluate every method for every seed; results.json in out_dir; returns it."""
+    """Train + evaluate every method for every seed; results.json in out_dir; returns it.
+    Finished runs are loaded from their checkpoints, so a second call only re-evaluates;
+    train_seconds is the training time recorded in the checkpoint."""
     out = Path(out_dir)
     table = load_table(cfg.data)
     seeds = cfg.eval.seeds if seeds is None else seeds
     runs = []
     for seed in seeds:
         for method in methods:
-            tic = time.perf_counter()
             state = None
             if method != "raw":
                 state = train(with_method(cfg, method, seed), out / method / f"seed{seed}",
                               table=table, log=None)
-            train_s = time.perf_counter() - tic
+            tic = time.perf_counter()
             result = evaluate(state, table, cfg.eval, seed)
+            train_s = 0.0 if state is None else state.seconds  # summed over resumed runs
             result.update(method=method, seed=seed, train_seconds=train_s,
-                          eval_seconds=time.perf_counter() - tic - train_s)
+                          eval_seconds=time.perf_counter() - tic)
             runs.append(result)
             if log:
                 accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())

@@ -44,6 +44,7 @@ class TabState:
     steps_per_epoch: int
     total_steps: int
     step: int = 0
+    seconds: float = 0.0  # training wall-clock time, summed over resumed runs
 
 
 @dataclass
@@ -184,6 +185,7 @@ def save(path: str | Path, state: TabState) -> None:
     payload = {
         "kind": "sparsejepa.tabular",
         "step": state.step,
+        "seconds": state.seconds,
         "config": to_dict(state.cfg),
         "model": state.model.state_dict(),
         "target": state.target.state_dict() if state.target is not None else None,
@@ -210,6 +212,10 @@ def load(path: str | Path, device="cpu") -> dict:
                               f"({type(err).__name__}: {err}); re-run training") from None
     if not isinstance(payload, dict) or payload.get("kind") != "sparsejepa.tabular":
         raise CheckpointError(f"'{path}' is not a sparsejepa tabular checkpoint")
+    missing = {"step", "seconds", "config", "model", "target", "optimizer"} - set(payload)
+    if missing:
+        raise CheckpointError(f"'{path}' lacks {sorted(missing)} (written by an older version); "
+                              "train again with --fresh")
     return payload
 
 
@@ -222,6 +228,7 @@ def restore(state: TabState, payload: dict) -> None:
         state.target.load_state_dict(payload["target"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.step = int(payload["step"])
+    state.seconds = float(payload["seconds"])
 
 
 def load_trained(path: str | Path, table: Table | None = None, device="cpu") -> TabState:
@@ -258,7 +265,9 @@ def train(cfg: TabularConfig, out_dir: str | Path, *, resume: bool = True,
     with open(out / "metrics.jsonl", "a") as metrics_file:
         while state.step < end:
             try:
+                step_tic = time.perf_counter()
                 m = train_step(state, sample_batch(state, state.step))
+                state.seconds += time.perf_counter() - step_tic
             except NonFiniteLoss as err:
                 raise NonFiniteLoss(f"{err}. The last good checkpoint is kept at {ckpt} "
                                     "(lower optim.lr or raise optim.warmup_epochs)") from None
