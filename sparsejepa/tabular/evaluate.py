@@ -103,7 +103,7 @@ def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
         dec_sum, dec_count = dec_sum + total, dec_count + count
     out["predictor"] = plain
     out["predictor_x"] = dec_sum / dec_count.clamp(min=1)
-    return {k: v.cpu().numpy() for k, v in out.items()}
+    return {k: out[k].cpu().numpy() for k in UNCERTAINTY_KINDS}
 
 
 def make_head(name: str, seed: int, ecfg: EvalConfig):
