@@ -5,6 +5,7 @@ so each call is preceded by np.random.seed. Skipped when npeet-plus is not insta
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -81,7 +82,9 @@ def test_ksg_error_below_npeet_tc(task, n: int) -> None:
         X = task.sample(n, np.random.default_rng(seed))
         np.random.seed(seed)
         theirs = abs(ee.tc(X, k=3, base=2) * LN2 - task.true_value)
-        ours = abs(theory.multiinformation(X, method="ksg", seed=seed) - task.true_value)
+        with warnings.catch_warnings():  # d = 16: ksg warns that plain kNN collapses there
+            warnings.simplefilter("ignore", UserWarning)
+            ours = abs(theory.multiinformation(X, method="ksg", seed=seed) - task.true_value)
         assert ours < 0.5 * theirs, (ours, theirs)
 
 
