@@ -24,22 +24,27 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, unsafe to load or does not fit this code."""
 
 
-def code_version() -> dict:
-    """Package version and, when run from a git checkout, the commit hash (else None)."""
+def _git(*args: str) -> str | None:
+    """stdout of a git command in this package's folder, None outside a checkout or on error."""
     try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                cwd=Path(__file__).parent,
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            or None
+        done = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"version": __version__, "git_commit": commit}
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def code_version() -> dict:
+    """Package version and, from a git checkout, the commit hash and whether tracked files had
+    uncommitted changes (`dirty`); None for both outside a checkout."""
+    commit = _git("rev-parse", "HEAD") or None
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "version": __version__,
+        "git_commit": commit,
+        "dirty": None if status is None else bool(status),
+    }
 
 
 def save(path: str | Path, state) -> None:

@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("probe", help="linear / kNN probes of a checkpoint's target encoder")
     p.add_argument("--ckpt", required=True)
-    p.add_argument("--dataset", default=None, help="cifar100 or shapes (default: the training set)")
+    p.add_argument("--dataset", default=None,
+                   help="cifar100, shapes or clevr (default: the training set)")
     p.add_argument("--data-path", default=None)
     p.add_argument("--download", action="store_true",
                    help="download the official CIFAR-100 archive (md5-checked) if not found")

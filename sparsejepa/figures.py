@@ -105,13 +105,18 @@ def main_runs(rs: list[Release]) -> list[Release]:
 
 
 def describe(rs: list[Release]) -> str:
-    """One line per release: name, group, seed, preset, training steps, code version."""
-    lines = [f"{len(rs)} released encoders from {rs[0].config.name!r} ..." if rs else "none"]
+    """One line per release: name, group, seed, training steps and data, code version, and the
+    training / probing time `reproduce` recorded (minutes, with the torch threads it used)."""
+    lines = [f"{len(rs)} released encoders:"]
     for r in rs:
-        commit = (r.code.get("git_commit") or "unknown")[:10]
+        dirty = "+dirty" if r.code.get("dirty") else ""
+        commit = (r.code.get("git_commit") or "unknown")[:10] + dirty
+        t = r.timing
+        took = (f"  train {t['train_s'] / 60:.1f} min, probes {sum(t['probe_s'].values()) / 60:.1f}"
+                f" min ({t['threads']} threads)" if t else "")
         lines.append(
-            f"  {r.name:<24} {group_of(r):<22} seed {seed_of(r)}  {r.config.name}  "
-            f"{r.step} steps on {r.config.data.dataset}  code {commit}"
+            f"  {r.name:<22} {group_of(r):<20} seed {seed_of(r)}  {r.step} steps on "
+            f"{r.config.data.dataset}  code {commit}{took}"
         )
     return "\n".join(lines)
 
@@ -435,22 +440,25 @@ def plot_lambda_ablation(rs: list[Release], mi_rows: list[dict], metric: str = "
             left.axhline(np.mean(base), color=cmap[i % 10], ls="--", lw=0.8)
     left.set_ylabel(f"test top-1 % ({metric}); dashed: JEPA")
     mi = {row["release"]: row for row in mi_rows}
-    for key, marker in (("total", "o"), ("between", "s")):
-        pts = [(lam_of(r), mi[r.name][key], mi[r.name][f"{key}_ci"])
-               for r in sparse if r.name in mi]
+    for key, marker, colour in (("total", "o", "C0"), ("between", "s", "C1")):
+        pts = sorted((lam_of(r), mi[r.name][key], mi[r.name][f"{key}_ci"])
+                     for r in sparse if r.name in mi)
         if pts:
-            pts.sort(key=lambda p: p[0])
-            lams, vals, cis = zip(*pts, strict=True)
-            cis = np.array(cis)
+            lams, vals, cis = (np.array(v) for v in zip(*pts, strict=True))
             right.errorbar(lams, vals, yerr=np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals])),
-                           marker=marker, capsize=2, label=f"M {key}")
+                           marker=marker, ls="none", capsize=2, color=colour, alpha=0.6)
+            grid = np.unique(lams)
+            right.plot(grid, [vals[lams == x].mean() for x in grid], "-", marker=marker,
+                       color=colour, label=f"M {key} (runs with 95% CI; line: seed mean)")
         base = [mi[r.name][key] for r in jepa if r.name in mi]
         if base:
-            right.axhline(np.mean(base), color="grey", ls="--" if key == "total" else ":", lw=0.8,
-                          label=f"JEPA M {key}")
+            right.axhline(np.mean(base), color=colour, ls="--", lw=0.8, label=f"JEPA M {key}")
     right.set_ylabel("multiinformation (nats)")
+    lams = [lam_of(r) for r in sparse]
     for ax in (left, right):
         ax.set_xscale("symlog", linthresh=0.1)
+        if lams:
+            ax.set_xlim(-0.02, max(max(lams), 0.1) * 1.5)
         ax.set_xlabel("group-lasso $\\lambda$ (0 = VAE head only)")
         ax.legend(fontsize=7)
     return fig

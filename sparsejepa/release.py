@@ -53,6 +53,7 @@ class Release:
     history: list[dict] = field(default_factory=list)  # metrics.jsonl records
     code: dict = field(default_factory=dict)  # {"version", "git_commit"} of the training code
     step: int = 0
+    timing: dict = field(default_factory=dict)  # as recorded by `reproduce`: train_s, probe_s, ...
 
     @property
     def method(self) -> str:
@@ -284,6 +285,7 @@ def load(
         history=history,
         code=entry.get("code") or {},
         step=int(entry.get("step", 0)),
+        timing=entry.get("timing") or {},
     )
 
 

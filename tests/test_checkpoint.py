@@ -37,7 +37,7 @@ def test_checkpoint_contents_and_atomic_write(tmp_path):
     payload = checkpoint.load(tmp_path / "ckpt.pt")
     assert payload["step"] == state.step
     assert {"student", "target", "adamw", "sgd", "rng", "config", "code"} <= set(payload)
-    assert payload["code"]["version"]
+    assert payload["code"]["version"] and payload["code"]["dirty"] in (True, False, None)
     assert checkpoint.config_of(payload) == state.cfg
     assert not list(tmp_path.glob("*.tmp"))
     encoder, cfg = checkpoint.load_target_encoder(tmp_path / "ckpt.pt")
