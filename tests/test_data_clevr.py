@@ -17,8 +17,8 @@ RED, BLUE = (220, 30, 30), (30, 30, 220)
 
 
 def write_clevr(root: Path, scenes: dict[str, list[list[float]]]) -> Path:
-    """CLEVR_v1.0 with one 480x320 RGBA PNG per scene (left half red, right half blue); scenes maps
-    split -> list of per-scene closest-first depths (one object per depth)."""
+    """CLEVR_v1.0 with one 480x320 RGBA PNG per scene (left half red, right half blue, green
+    channel 30 + 5 i in scene i); scenes maps split -> per-scene depths (one object per depth)."""
     base = root / "CLEVR_v1.0"
     (base / "scenes").mkdir(parents=True)
     for split, depth_lists in scenes.items():
@@ -28,6 +28,7 @@ def write_clevr(root: Path, scenes: dict[str, list[list[float]]]) -> Path:
             name = f"CLEVR_{split}_{i:06d}.png"
             pixels = np.zeros((320, 480, 4), dtype=np.uint8)
             pixels[:, :240, :3], pixels[:, 240:, :3], pixels[..., 3] = RED, BLUE, 255
+            pixels[..., 1] = 30 + 5 * i
             Image.fromarray(pixels, "RGBA").save(base / "images" / split / name)
             objects = [{"pixel_coords": [100 + j, 80, d], "shape": "cube"}
                        for j, d in enumerate(depths)]
@@ -62,8 +63,9 @@ def test_labels_follow_vtab_and_images_are_resized(clevr):
     np.testing.assert_array_equal(ds.labels_test["dist"], [4, 2])
     np.testing.assert_allclose(ds.factors_train["closest_depth"], [7.5, 9.2, 8.0, 8.01, 10.0, 15.0])
     # whole image resized, RGBA -> RGB: left columns red, right columns blue
-    np.testing.assert_array_equal(ds.x_train[:, :, 0], np.broadcast_to(RED, (6, 16, 3)))
-    np.testing.assert_array_equal(ds.x_test[:, :, -1], np.broadcast_to(BLUE, (2, 16, 3)))
+    np.testing.assert_array_equal(ds.x_train[:, :, 0, ::2], np.broadcast_to(RED[::2], (6, 16, 2)))
+    np.testing.assert_array_equal(ds.x_test[:, :, -1, ::2], np.broadcast_to(BLUE[::2], (2, 16, 2)))
+    np.testing.assert_array_equal(ds.x_train[:, 5, 7, 1], 30 + 5 * np.arange(6))
     assert ds.mean[0] > ds.mean[1] and ds.mean[2] > ds.mean[1]
 
 

@@ -149,3 +149,20 @@ def test_unknown_run_and_bad_override_fail_before_training(tmp_path):
         reproduce.reproduce(path, tmp_path / "runs", tmp_path / "out",
                             overrides=["sparsity.lamda=1"])
     assert not (tmp_path / "runs").exists() and json.dumps(release.read_manifest(tmp_path / "out"))
+
+
+def test_clevr_is_probed_when_the_data_is_found(released, tmp_path, monkeypatch):
+    from test_data_clevr import TRAIN, VAL, write_clevr
+
+    spec, runs, _, _ = released
+    monkeypatch.setenv("SPARSEJEPA_CLEVR", str(write_clevr(tmp_path, {"train": TRAIN * 3,
+                                                                      "val": VAL * 3})))
+    with_clevr = spec.with_name("spec_clevr.yaml")
+    with_clevr.write_text(
+        "preset: tiny.yaml\nprobe: {datasets: {}, optional: {clevr: {}}}\n"
+        "runs: {jepa_s0: [sparsity.enabled=false, train.seed=0]}\n"
+    )
+    entry = reproduce.reproduce(with_clevr, runs, tmp_path / "out", progress=False)["jepa_s0"]
+    assert set(entry["probes"]) == {"clevr"}
+    clevr = entry["probes"]["clevr"]
+    assert set(clevr["tasks"]) == {"count", "dist"} and clevr["n_train"] == 3 * len(TRAIN)
