@@ -14,7 +14,9 @@ from sparsejepa import data
 from sparsejepa.data import DatasetError, load_dataset, make_shapes, stratified_indices
 
 
-def write_official_dir(root: Path, n_train: int = 30, n_test: int = 12, seed: int = 0) -> dict:
+def write_official_dir(
+    root: Path, n_train: int = 30, n_test: int = 12, seed: int = 0, protocol: int = 4
+) -> dict:
     """A tiny cifar-100-python directory in the official pickle format; returns its raw arrays."""
     rng = np.random.default_rng(seed)
     directory = root / "cifar-100-python"
@@ -29,7 +31,7 @@ def write_official_dir(root: Path, n_train: int = 30, n_test: int = 12, seed: in
             b"filenames": [f"img{i}.png".encode() for i in range(n)],
         }
         with open(directory / split, "wb") as f:
-            pickle.dump(entry, f)
+            pickle.dump(entry, f, protocol=protocol)
         raw[split] = entry
     with open(directory / "meta", "wb") as f:
         pickle.dump({b"fine_label_names": [], b"coarse_label_names": []}, f)
@@ -76,6 +78,12 @@ def test_official_directory_reader(tmp_path):
     np.testing.assert_allclose(dataset.mean, pixels.mean(0), rtol=1e-12)
     np.testing.assert_allclose(dataset.std, pixels.std(0), rtol=1e-12)
     # the parent directory works too
+    check_matches_raw(load_dataset("cifar100", path=tmp_path), raw)
+
+
+def test_protocol_2_pickles_are_read(tmp_path):
+    """The official files are protocol-2 pickles (numpy arrays, bytes via _codecs.encode)."""
+    raw = write_official_dir(tmp_path, protocol=2)
     check_matches_raw(load_dataset("cifar100", path=tmp_path), raw)
 
 
@@ -293,3 +301,23 @@ def test_bad_dataset_arguments():
         load_dataset("shapes", path="x.npz")
     with pytest.raises(DatasetError, match="n_train, n_test >= 1"):
         load_dataset("shapes", n_train=0)
+
+
+class _Payload:
+    """Unpickling this object would create a file: the CIFAR-100 reader must refuse it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_official_pickles_with_foreign_objects_are_refused_not_run(tmp_path):
+    write_official_dir(tmp_path)
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
+        pickle.dump({b"data": _Payload(marker)}, f)
+    with pytest.raises(DatasetError, match=r"refused global (io|builtins)\.open"):
+        load_dataset("cifar100", path=tmp_path)
+    assert not marker.exists()

@@ -9,6 +9,7 @@ fetched into the cache. A path may be the npz, the official directory or the tar
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import shutil
@@ -104,9 +105,30 @@ def _read_npz(path: Path) -> tuple:
     return splits[0][0], splits[0][1], splits[1][0], splits[1][1]
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads the official CIFAR-100 pickles (dicts, lists, bytes, numbers and numpy arrays) and
+    refuses every other global, so a tampered file cannot run code while it is read."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.empty(0))[0]  # numpy's own array reconstructor
+        if module == "_codecs":
+            return codecs.encode
+        return getattr(np, name)
+
+
 def _read_official_dir(directory: Path) -> tuple:
-    """The official pickles. This unpickles the user's own CIFAR-100 files (the official format
-    is a pickle); released checkpoints are never unpickled."""
+    """The official pickles, read by `_ArrayUnpickler` (numpy arrays and plain types only)."""
     files = {split: directory / split for split in ("train", "test")}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
@@ -118,9 +140,12 @@ def _read_official_dir(directory: Path) -> tuple:
     for split, file in files.items():
         try:
             with open(file, "rb") as f:
-                entry = pickle.load(f, encoding="bytes")
-        except Exception as err:  # any unpickling failure means a corrupt file
-            raise DatasetError(f"{file}: cannot unpickle ({err})") from err
+                entry = _ArrayUnpickler(f, encoding="bytes").load()
+        except Exception as err:  # any unpickling failure means a corrupt or foreign file
+            raise DatasetError(
+                f"{file}: cannot read it as an official CIFAR-100 pickle ({err}); re-extract it "
+                "from cifar-100-python.tar.gz"
+            ) from err
         keys = (b"data", b"fine_labels", b"coarse_labels")
         if not isinstance(entry, dict) or any(k not in entry for k in keys):
             raise DatasetError(f"{file}: expected a dict with keys {keys}")
