@@ -1,8 +1,8 @@
 """Accuracy and wall time of the multiinformation estimators on ground-truth tasks; prints JSON.
 
 Sections (select with --only):
-  gaussian_copula  theory.tasks.gaussian_copula_tasks(): Gaussians d = 4..64 (random, equicorrelated,
-                   AR(1), groups), some through monotone maps; N = 5000
+  gaussian_copula  theory.tasks.gaussian_copula_tasks(): Gaussians d = 4..64 (random,
+                   equicorrelated, AR(1), groups), some through monotone maps; N = 5000
   student_t        theory.tasks.student_t_tasks(): t, nu = 3 and 5, R = I or correlated,
                    d = 4, 10, 16; N = 5000
   ksg_speed        ksg at N = 10^4, d = 64 (median of --repeats calls) and npeet-plus `tc` on the
@@ -111,14 +111,16 @@ def ksg_speed(repeats: int) -> dict:
     task = GaussianTask(random_correlation(64, np.random.default_rng(64), nats=0.055 * 64),
                         name="gaussian-64")
     X = task.sample(10_000, np.random.default_rng(0))
-    out: dict = {"task": task.name, "N": 10_000, "d": 64, "k": 3, "truth": round(task.true_value, 4)}
+    out: dict = {"task": task.name, "N": 10_000, "d": 64, "k": 3,
+                 "truth": round(task.true_value, 4)}
     times, cpu = [], []
     for r in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
         value = theory.multiinformation(X, method="ksg", seed=r)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    out.update(ksg_seconds=[round(t, 3) for t in times], ksg_median=round(statistics.median(times), 3),
+    out.update(ksg_seconds=[round(t, 3) for t in times],
+               ksg_median=round(statistics.median(times), 3),
                ksg_cpu_seconds_median=round(statistics.median(cpu), 3),
                ksg_estimate=round(float(value), 4))
     tc = npeet_tc()

@@ -2,8 +2,9 @@
 (method "knn_corrected"), and the goodness-of-fit evidence that `auto` decides with.
 
 Steps, on jittered normal scores Z of X (M is unchanged by them):
-1. Fit a t copula to the rank scores rank / (N + 1) by pseudo-likelihood over a grid of degrees of freedom nu (the Gaussian
-   copula is nu = inf, kept unless a likelihood-ratio test rejects it): shape matrix R, nu.
+1. Fit a t copula to the rank scores rank / (N + 1) by pseudo-likelihood over a grid of degrees
+   of freedom nu (the Gaussian copula is nu = inf, kept unless a likelihood-ratio test rejects
+   it): shape matrix R, nu.
    Its multiinformation M_model is known exactly (theory.closed_forms).
 2. A kNN statistic S (below) on Z, and on n_ref samples of the fitted model of the same size,
    put through the same normal-score transform.
@@ -83,8 +84,8 @@ def _copula_loglik(U: np.ndarray, nu: float) -> tuple[float, np.ndarray]:
     d = x.shape[1]
     if np.isinf(nu):
         return float(np.mean(-0.5 * quad + 0.5 * (x ** 2).sum(axis=1)) - half_logdet), R
-    joint = (special.gammaln((nu + d) / 2) - special.gammaln(nu / 2) - d / 2 * math.log(nu * math.pi)
-             - (nu + d) / 2 * np.log1p(quad / nu))
+    joint = (special.gammaln((nu + d) / 2) - special.gammaln(nu / 2)
+             - d / 2 * math.log(nu * math.pi) - (nu + d) / 2 * np.log1p(quad / nu))
     marginal = (special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
                 - 0.5 * math.log(nu * math.pi) - (nu + 1) / 2 * np.log1p(x ** 2 / nu)).sum(axis=1)
     return float(np.mean(joint - marginal)) - half_logdet, R
@@ -154,8 +155,9 @@ def knn_corrected(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.rando
     groups = [b.tolist() for b in blocks]
     fitted = student_t_multiinformation(fit.R, fit.nu, groups)
     statistic, terms = knn_statistic(Z, blocks, k)
-    references = [knn_statistic(jittered_normal_scores(sample_copula(fit, n, rng), rng), blocks, k)[0]
-                  for _ in range(n_ref)]
+    references = [
+        knn_statistic(jittered_normal_scores(sample_copula(fit, n, rng), rng), blocks, k)[0]
+        for _ in range(n_ref)]
     value = fitted + statistic - float(np.mean(references))
     noise = max(float(np.var(terms)) / n, float(np.var(references, ddof=1)))
     # The fit's R^ is noisier, so more dependent, than the truth: M(fit) errs high by about the

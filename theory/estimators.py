@@ -140,7 +140,7 @@ def _check_n(method: str, n: int, k: int) -> None:
 
 def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
               rng: np.random.Generator, rank: bool | None) -> float:
-    """Nats, on checked inputs; X has no constant columns and blocks cover it; method is not auto."""
+    """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto."""
     if len(blocks) < 2:
         return 0.0
     k = _neighbours(method, k, len(X))
@@ -260,10 +260,11 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | 
 
     X: (N, d) numpy array or torch tensor, never mutated. groups: see parse_groups. method: one of
     METHODS ("auto": see _auto; the Estimate says which method it chose and why). k: neighbours for
-    the kNN methods (None: 3, as NPEET, and 8 for knn_corrected, see DEFAULT_K). seed: int or Generator for all randomness (tie-breaking noise, reference
-    samples, subsamples, neural training); None = fresh entropy. rank: ksg/kl only; transform each
-    column to normal scores first (default: True for ksg, False for kl, which then matches NPEET's
-    `tc`; "kl_copula" is kl with rank=True). ci: e.g. 0.95 adds a half-sampling interval (see
+    the kNN methods (None: 3, as NPEET, and 8 for knn_corrected; see DEFAULT_K and _neighbours).
+    seed: int or Generator for all randomness (tie-breaking noise, reference samples, subsamples,
+    neural training); None = fresh entropy. rank: ksg/kl only; transform each column to normal
+    scores first (default: True for ksg, False for kl, which then matches NPEET's `tc`;
+    "kl_copula" is kl with rank=True). ci: e.g. 0.95 adds a half-sampling interval (see
     subsampling_interval; the replicates use the method auto chose). Constant columns are dropped
     with a warning; a single variable (d = 1, or one group) gives 0.0.
     """

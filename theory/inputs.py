@@ -96,7 +96,7 @@ def drop_constant(X: np.ndarray,
         return X, blocks
     warnings.warn(f"dropping {int(constant.sum())} constant column(s) "
                   f"{np.flatnonzero(constant)[:10].tolist()}: a constant variable adds 0 to M",
-                  UserWarning, stacklevel=4)
+                  UserWarning, stacklevel=3)
     new_index = np.cumsum(~constant) - 1
     kept = [new_index[b[~constant[b]]] for b in blocks]
     return X[:, ~constant], [b for b in kept if len(b)]

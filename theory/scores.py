@@ -15,7 +15,7 @@ def normal_scores(X: np.ndarray) -> np.ndarray:
 
 
 def jittered_normal_scores(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per column z = Phi^-1((r + u) / N): r the rank 0..N-1 with ties broken at random, u ~ U(0, 1).
+    """Per column z = Phi^-1((r + u) / N): r the rank 0..N-1, ties broken at random, u ~ U(0, 1).
 
     Strictly increasing in the data up to the random order of tied values, and without ties. For a
     column with ties (discrete or mixed values) z is a bijection of (x, the tie-breaking noise),

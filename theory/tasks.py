@@ -368,7 +368,8 @@ def gaussian_copula_tasks() -> list[Task]:
         *(TransformedTask(task) for task in rand.values()),
         GaussianTask(equicorrelated(16, 0.3), name="gaussian-equicorr-16"),
         GaussianTask(ar1(32, 0.7), name="gaussian-ar1-32"),
-        GaussianTask(block_correlation(g12, 0.6, 0.2), groups=blocks(g12), name="gaussian-groups-12"),
+        GaussianTask(block_correlation(g12, 0.6, 0.2), groups=blocks(g12),
+                     name="gaussian-groups-12"),
         TransformedTask(GaussianTask(block_correlation(g64, 0.5, 0.25), groups=blocks(g64),
                                      name="gaussian-groups-64")),
     ]
