@@ -26,7 +26,7 @@ METHODS = ("auto", "gaussian", "copula", "ksg", "kl", "kl_copula", "knn_correcte
 # A column is discrete when it has at most min(DISCRETE_MAX_VALUES, N / DISCRETE_MIN_COUNT)
 # distinct values: few values, each seen DISCRETE_MIN_COUNT times on average.
 DISCRETE_MAX_VALUES = 32
-DISCRETE_MIN_COUNT = 5
+DISCRETE_MIN_COUNT = 3
 # binned refuses when more than this fraction of the N rows fall into distinct joint cells.
 BINNED_MAX_CELLS = 0.5
 # Default neighbours: 3 for ksg/kl/kl_copula (as NPEET); 8 for knn_corrected, whose kNN bias is

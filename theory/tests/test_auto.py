@@ -62,6 +62,15 @@ def test_integer_data_is_binned_and_wide_integer_ranges_are_continuous():
     assert theory.multiinformation(counts, seed=0).method in ("copula", "knn_corrected")
 
 
+def test_tiny_discrete_sample_is_refused_not_treated_as_continuous():
+    # 6 rows of 3 bits: discrete (each value seen 3 times on average), too few rows for a
+    # histogram; the copula's closed form on tied columns would be meaningless too
+    X = np.random.default_rng(0).integers(0, 2, (6, 3)).astype(float)
+    assert discrete_columns(X).all()
+    with pytest.raises(ValueError, match="occupied joint cells"):
+        theory.multiinformation(X)
+
+
 def test_mixed_columns_use_knn_corrected():
     # X1 a fair bit, X2 = 2 X1 + N(0, 1), X3 independent: M = I(X1; X2) = H(X2) - H(N(0, 1))
     def mixture(x):
