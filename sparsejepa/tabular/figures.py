@@ -7,6 +7,7 @@ PNG and PDF.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -69,15 +70,20 @@ def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
     run = next(r for r in res["runs"] if r["method"] == "var_t_jepa" and r["seed"] == seed)
     amb = np.array(res["ambiguity_test"])
     values = {**run["uncertainty_test"], "oracle": res["oracle_std_test"]}
-    fig = Figure(figsize=(3.2 * len(values), 3.0), layout="constrained")
-    for ax, (kind, unc) in zip(fig.subplots(1, len(values)), values.items(), strict=True):
+    cols = math.ceil(len(values) / 2)
+    fig = Figure(figsize=(3.2 * cols, 5.6), layout="constrained")
+    axes = fig.subplots(2, cols, squeeze=False).ravel()
+    for ax in axes[len(values):]:
+        ax.set_axis_off()
+    for ax, (kind, unc) in zip(axes, values.items(), strict=False):
         ax.scatter(amb, unc, s=4, alpha=0.5, color=KIND_STYLE[kind][0])
         rho = spearmanr(unc, amb).statistic
         ax.set(title=f"{kind}: Spearman {rho:.2f}", xlabel="exact ambiguity H (nats)",
                ylabel="exact predictive std" if kind == "oracle" else "latent std (mean)")
     spread = summarise(res)["spearman"]
-    fig.suptitle("; ".join(f"{k} {m:.2f} ± {d:.2f}" for k, (m, d) in spread.items())
-                 + f" over seeds (source: {SOURCE_SPEARMAN})", fontsize=9)
+    text = "; ".join(f"{k} {m:.2f} ± {d:.2f}" for k, (m, d) in spread.items())
+    fig.suptitle(f"Spearman over seeds: {text}\n(source, its own simulated table: "
+                 f"{SOURCE_SPEARMAN})", fontsize=8)
     return fig
 
 
@@ -97,6 +103,6 @@ def save_table(text: str, name: str) -> str:
 def save(fig: Figure, name: str) -> Path:
     """`name`.png and `name`.pdf into env SPARSEJEPA_FIGURES or paper_figures/; the PNG path."""
     out = figure_dir()
-    fig.savefig(out / f"{name}.png", dpi=150)
+    fig.savefig(out / f"{name}.png", dpi=110)
     fig.savefig(out / f"{name}.pdf")
     return out / f"{name}.png"
