@@ -128,7 +128,10 @@ def _figures(args) -> None:
         paths = [p for p in paths if p.name.startswith(tuple(args.only))]
     if not paths:
         raise FileNotFoundError(f"no notebooks NN_*.ipynb selected in {args.notebooks}")
-    timings = figures.run_notebooks(paths, args.checkpoints, args.out)
+    try:
+        timings = figures.run_notebooks(paths, args.checkpoints, args.out)
+    except figures.NotebookError as err:
+        sys.exit(f"sparsejepa figures: error: {err}")
     for name, seconds in timings.items():
         print(f"{name}: {seconds:.1f} s")
 

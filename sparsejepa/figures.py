@@ -646,6 +646,10 @@ def notebook_paths(folder: str | Path | None = None) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+class NotebookError(RuntimeError):
+    """One or more notebooks failed; the message names each with its error."""
+
+
 def run_notebooks(
     paths: list[Path],
     checkpoints: str | Path | None = None,
@@ -653,14 +657,16 @@ def run_notebooks(
     timeout: int = 1800,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """Execute notebooks headless with nbclient (outputs are not written back, so the committed
-    notebooks stay stripped); env SPARSEJEPA_CHECKPOINTS / SPARSEJEPA_FIGURES point them at the
-    releases and the output folder. Returns {notebook: seconds}; raises on the first failing cell
-    (nbclient's CellExecutionError names the notebook cell and the traceback)."""
+    """Execute notebooks headless with nbclient, each in a fresh kernel (outputs are not written
+    back, so the committed notebooks stay stripped); env SPARSEJEPA_CHECKPOINTS /
+    SPARSEJEPA_FIGURES point them at the releases and the output folder. Every notebook runs even
+    when one fails; then NotebookError names each failure with nbclient's cell and traceback.
+    Returns {notebook: seconds}."""
     import time
 
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     env = dict(extra_env or {})
     if checkpoints is not None:
@@ -669,14 +675,17 @@ def run_notebooks(
         env[ENV_FIGURES] = str(Path(figures).resolve())
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
-    timings = {}
+    timings, failures = {}, {}
     try:
         for path in paths:
             notebook = nbformat.read(path, as_version=4)
             client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
             tic = time.perf_counter()
-            client.execute()
+            try:
+                client.execute()
+            except CellExecutionError as err:
+                failures[path.name] = str(err)
             timings[path.name] = time.perf_counter() - tic
     finally:
         for key, value in saved.items():
@@ -684,4 +693,8 @@ def run_notebooks(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    if failures:
+        details = "\n\n".join(f"=== {name} ===\n{text}" for name, text in failures.items())
+        raise NotebookError(f"{len(failures)} of {len(paths)} notebooks failed: "
+                            f"{sorted(failures)}\n\n{details}")
     return timings

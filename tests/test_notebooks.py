@@ -4,6 +4,7 @@ numbered notebook runs headless against them (a broken notebook fails `make test
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -166,3 +167,18 @@ def test_clevr_is_probed_when_the_data_is_found(released, tmp_path, monkeypatch)
     assert set(entry["probes"]) == {"clevr"}
     clevr = entry["probes"]["clevr"]
     assert set(clevr["tasks"]) == {"count", "dist"} and clevr["n_train"] == 3 * len(TRAIN)
+
+
+def test_runner_runs_every_notebook_and_names_each_failure(tmp_path):
+    writes = "import os, pathlib\nout = pathlib.Path(os.environ['SPARSEJEPA_FIGURES'])\n" \
+             "out.mkdir()\n(out / 'ok.txt').write_text('x')"
+    cells = {"01_fails.ipynb": "raise ValueError('boom')", "02_writes.ipynb": writes}
+    for name, source in cells.items():
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]),
+                       tmp_path / name)
+    paths = figures.notebook_paths(tmp_path)
+    with pytest.raises(figures.NotebookError, match=r"1 of 2 notebooks failed: \['01_fails.ipynb'\]"
+                       r"(.|\n)*boom"):
+        figures.run_notebooks(paths, figures=tmp_path / "out")
+    assert (tmp_path / "out" / "ok.txt").read_text() == "x"  # ran after the failure
+    assert "SPARSEJEPA_FIGURES" not in os.environ  # the caller's environment is restored
