@@ -127,6 +127,8 @@ def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
     assert unc.shape == table.y_test.shape and (unc > 0).all()
     curve = r["selective_uncertainty"]["logreg"]["predictor"]
     assert len(curve) == len(cfg.eval.drop_fractions)
+    cfg.eval.var_embedding = "backbone"
+    assert evaluate(state, table, cfg.eval, seed=0)["dim"] == cfg.model.width == 16
 
 
 def test_end_to_end_compare_through_the_cli(tmp_path, capsys):

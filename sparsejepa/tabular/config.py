@@ -82,6 +82,9 @@ class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     pool: str = "mean"  # embedding: "mean" of the feature tokens + [REG], or "reg" alone
+    # Var-T-JEPA tokens that are pooled: "posterior_mean" (mu of q(s_x|x)) or "backbone" (the
+    # encoder output before the posterior head, as for T-JEPA's target encoder)
+    var_embedding: str = "posterior_mean"
     mask_draws: int = 8  # random masks averaged for the "predictor" uncertainty
     drop_fractions: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     mlp_hidden: int = 128
@@ -106,6 +109,7 @@ def _check(cfg: TabularConfig) -> None:
         "model.method": (cfg.model.method, METHODS),
         "var.target_posterior": (cfg.var.target_posterior, ("joint", "target")),
         "eval.pool": (cfg.eval.pool, ("mean", "reg")),
+        "eval.var_embedding": (cfg.eval.var_embedding, ("posterior_mean", "backbone")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -47,14 +47,15 @@ def _tensors(table: Table, split: str, device):
 
 
 @torch.no_grad()
-def embeddings(state: TabState, table: Table, split: str, how: str = "mean") -> np.ndarray:
-    """(N, d) pooled tokens of the whole row: T-JEPA's EMA target backbone output, Var-T-JEPA's
-    posterior means of s_x."""
+def embeddings(state: TabState, table: Table, split: str, how: str = "mean",
+               var_embedding: str = "posterior_mean") -> np.ndarray:
+    """(N, d) pooled tokens of the whole row: T-JEPA's EMA target backbone output; Var-T-JEPA's
+    posterior means of s_x ("posterior_mean") or its backbone output ("backbone")."""
     x_num, x_cat = _tensors(table, split, state.device)
-    if state.target is not None:
-        tokens = encoder_of(state)(x_num, x_cat)
-    else:
+    if state.target is None and var_embedding == "posterior_mean":
         tokens = state.model.posterior_sx(x_num, x_cat)[0]
+    else:
+        tokens = encoder_of(state)(x_num, x_cat)
     return pool(tokens, how).cpu().numpy()
 
 
@@ -147,8 +148,8 @@ def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) 
     if state is None:
         x_train, x_test = table.raw_features("train"), table.raw_features("test")
     else:
-        x_train = embeddings(state, table, "train", ecfg.pool)
-        x_test = embeddings(state, table, "test", ecfg.pool)
+        x_train, x_test = (embeddings(state, table, split, ecfg.pool, ecfg.var_embedding)
+                           for split in ("train", "test"))
     heads = fit_heads(x_train, table.y_train, x_test, table.y_test, ecfg, seed)
     result = {"acc": {h: r["acc"] for h, r in heads.items()}, "dim": int(x_train.shape[1])}
     result["selective_confidence"] = {
