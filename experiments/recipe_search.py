@@ -42,6 +42,7 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         n_train=p.get("n_train"),
         n_test=p.get("n_test"),
         epochs=p.get("epochs"),
+        out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
     row = {
         "name": name,
