@@ -38,7 +38,9 @@ class Student(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         m, s = cfg.model, cfg.sparsity
-        self.encoder = Encoder(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio)
+        self.encoder = Encoder(
+            m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio, m.patch_embed_std
+        )
         self.predictor = Predictor(
             self.encoder.grid, m.width, m.pred_width, m.pred_depth, m.pred_heads, m.mlp_ratio
         )

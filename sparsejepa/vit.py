@@ -92,6 +92,7 @@ class Encoder(nn.Module):
         depth: int = 12,
         heads: int = 3,
         mlp_ratio: float = 4.0,
+        patch_embed_std: float = 0.02,
     ):
         super().__init__()
         if img_size % patch:
@@ -105,7 +106,7 @@ class Encoder(nn.Module):
         _init_weights(self)
         _rescale_residual_branches(self.blocks)
         w = self.patch_embed.weight
-        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
+        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=patch_embed_std)
         nn.init.zeros_(self.patch_embed.bias)
 
     def embed(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
