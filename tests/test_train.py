@@ -155,7 +155,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, m
     monkeypatch.setattr(train_mod, "sample_batch", poisoned)
     with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
         train(cfg, tmp_path, dataset=data, progress=False)
-    payload = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    payload = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert payload["step"] == 4
     assert all(torch.isfinite(v).all() for v in payload["student"].values())
 
