@@ -149,3 +149,18 @@ def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
     assert (tmp_path / "var_t_jepa" / "seed0" / "ckpt.pt").stat().st_mtime_ns == mtime
     first = next(r for r in results["runs"] if r["method"] == "var_t_jepa" and r["seed"] == 0)
     assert again["runs"][0]["train_seconds"] == first["train_seconds"] > 0
+
+
+def test_notebook_falls_back_to_a_tagged_quick_run_without_results(tmp_path, monkeypatch):
+    from sparsejepa.tabular import figures
+
+    monkeypatch.setenv("SPARSEJEPA_TABULAR_RUNS", str(tmp_path / "none"))
+    monkeypatch.setenv("SPARSEJEPA_FIGURES", str(tmp_path / "figs"))
+    with pytest.raises(FileNotFoundError, match="sparsejepa tabular compare"):
+        figures.load_results(["wine"])
+    messages = []
+    results, tag = figures.load_or_quick(["wine", "mixture"], log=messages.append)
+    assert tag == "_quick" and set(results) == {"wine", "mixture"} and "QUICK" in messages[0]
+    png = figures.save(figures.plot_ambiguity(results["mixture"]), "amb" + tag)
+    assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()
+    assert figures.save(figures.plot_selective(results), "sel").stat().st_size > 1000
