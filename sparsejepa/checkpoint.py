@@ -48,8 +48,7 @@ def code_version() -> dict:
 
 
 def save(path: str | Path, state) -> None:
-    """Write the state to `path` atomically: temp file in the same folder, fsync, os.replace."""
-    path = Path(path)
+    """Write the state to `path` atomically (`atomic_torch_save`)."""
     payload = {
         "step": state.step,
         "config": to_dict(state.cfg),
@@ -67,6 +66,13 @@ def save(path: str | Path, state) -> None:
     head = getattr(state.student, "head", None)
     if head is not None:
         payload["group_matrix"] = head.column_norms().cpu()
+    atomic_torch_save(path, payload)
+
+
+def atomic_torch_save(path: str | Path, payload) -> None:
+    """`torch.save(payload)` to `path` atomically: temp file in the same folder, fsync,
+    os.replace, so a crash mid-write leaves the previous file intact."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(payload, f)
@@ -101,13 +107,34 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
     pickled objects other than tensors and plain types (such a file is refused, never executed).
     """
     path = Path(path)
+    payload = read_payload(path, device, "sparsejepa train")
+    missing = (
+        {"step", "config", "student", "target", "adamw"} - set(payload)
+        if isinstance(payload, dict)
+        else {"everything"}
+    )
+    if missing:
+        raise CheckpointError(
+            f"'{path}' is not a sparsejepa checkpoint (missing {sorted(missing)})"
+        )
+    return payload
+
+
+def read_payload(path: str | Path, device: torch.device | str, command: str):
+    """The object stored in checkpoint file `path`, read with `torch.load(weights_only=True)`.
+
+    Raises CheckpointError for a missing (naming `command`, which writes DIR/ckpt.pt with
+    `--out DIR`), truncated or corrupt file, and for a file that holds pickled objects other than
+    tensors and plain types (such a file is refused, never executed).
+    """
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint '{path}' does not exist; pass the ckpt.pt written by "
-            "`sparsejepa train --out DIR` (DIR/ckpt.pt)"
+            f"`{command} --out DIR` (DIR/ckpt.pt)"
         )
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         if unsafe is None:
@@ -120,16 +147,6 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
         ) from None
     except Exception as err:  # torch raises many types for truncated / foreign files
         raise _corrupt(path, err) from None
-    missing = (
-        {"step", "config", "student", "target", "adamw"} - set(payload)
-        if isinstance(payload, dict)
-        else {"everything"}
-    )
-    if missing:
-        raise CheckpointError(
-            f"'{path}' is not a sparsejepa checkpoint (missing {sorted(missing)})"
-        )
-    return payload
 
 
 def _corrupt(path: Path, err: Exception) -> CheckpointError:

@@ -208,10 +208,12 @@ def _check(cfg: Config) -> None:
         )
 
 
-def from_dict(values: dict) -> Config:
-    cfg = Config()
+def from_dict(values: dict, *, cls=Config, check=_check):
+    """A `cls` (default: the image `Config`) from nested `values`, type-checked key by key, then
+    validated by `check`; ConfigError names the offending key."""
+    cfg = cls()
     _update(cfg, values)
-    _check(cfg)
+    check(cfg)
     return cfg
 
 
@@ -241,23 +243,36 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def presets(preset_dir: Path = PRESET_DIR) -> list[str]:
+    return sorted(p.stem for p in preset_dir.glob("*.yaml"))
 
 
-def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
-    """Load a preset name (see `presets()`) or a YAML file, then apply `key=value` overrides."""
+def load_config(
+    name_or_path: str,
+    overrides: list[str] = (),
+    *,
+    preset_dir: Path = PRESET_DIR,
+    build=from_dict,
+    what: str = "config",
+):
+    """Load a preset name (see `presets()`) or a YAML file, then apply `key=value` overrides.
+
+    Other config families (the tabular package) pass their `preset_dir`, their `build` (nested
+    dict -> checked config, e.g. `from_dict` with `cls` and `check`) and `what` for the
+    not-found message.
+    """
     path = Path(name_or_path)
     if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
+        path = preset_dir / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(
-            f"config '{name_or_path}' not found: give a YAML file or one of the presets {presets()}"
+            f"{what} '{name_or_path}' not found: give a YAML file or one of the presets "
+            f"{presets(preset_dir)}"
         )
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return from_dict(apply_overrides(values, overrides))
+    return build(apply_overrides(values, overrides))
 
 
 def apply_overrides(values: dict, overrides=()) -> dict:

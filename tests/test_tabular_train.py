@@ -62,6 +62,8 @@ def test_presets_parse_and_errors_name_the_fix():
         load_config(name)
     with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
         load_config("wine", ["model.widht=3"])
+    with pytest.raises(ConfigError, match=r"tabular config 'nope' not found.*'wine'"):
+        load_config("nope")
     with pytest.raises(ConfigError, match="model.method: must be one of"):
         load_config("wine", ["model.method=vae"])
     with pytest.raises(ConfigError, match="never overlap"):
@@ -78,6 +80,8 @@ def test_resume_is_exact(tmp_path, method):
     assert full.step == 2 * (len(table.y_train) // 30)
     train(cfg, tmp_path / "cut", table=table, log=None, stop_at=5)
     assert load(tmp_path / "cut" / "ckpt.pt")["step"] == 5
+    assert torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=True)["step"] == 5
+    assert not list((tmp_path / "cut").glob("*.tmp"))  # atomic write left no temp file
     resumed = train(cfg, tmp_path / "cut", table=table, log=None)
     for (name, a), b in zip(full.model.state_dict().items(),
                            resumed.model.state_dict().values(), strict=True):
@@ -104,6 +108,25 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
     torch.save({"kind": "sparsejepa.tabular", "step": 1}, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="older version"):
         load(tmp_path / "old.pt")
+
+
+class _Payload:
+    """Unpickling this object would create a file: the loader must refuse it, not run it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickled_objects_are_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"kind": "sparsejepa.tabular", "step": 1, "optimizer": _Payload(marker)},
+               tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match=r"pickled object \(io.open\).* re-run training"):
+        load(tmp_path / "evil.pt")
+    assert not marker.exists()
 
 
 def test_selective_accuracy_drops_the_most_uncertain_rows():

@@ -1,17 +1,16 @@
 """Typed configuration of tabular T-JEPA / Var-T-JEPA runs, on the core's YAML + `--set` machinery.
 
 The optimiser and training-loop sections are the image core's `OptimConfig` and `TrainConfig`
-(same keys, same meaning); the other sections are tabular. Parsing, type checking and overrides
-use `sparsejepa.config` (`_update`, `parse_override`, `_merge`), so errors read the same.
+(same keys, same meaning); the other sections are tabular. Parsing, type checking, presets and
+overrides use `sparsejepa.config` (`from_dict`, `load_config`, `presets`), so errors read the same.
 """
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ..config import ConfigError, OptimConfig, TrainConfig, _merge, _update, parse_override
+from .. import config as core
+from ..config import ConfigError, OptimConfig, TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
 DATASETS = ("breast_cancer", "wine", "digits", "mixture", "adult", "covertype")
@@ -154,32 +153,18 @@ def _check(cfg: TabularConfig) -> None:
 
 
 def from_dict(values: dict) -> TabularConfig:
-    cfg = TabularConfig()
-    _update(cfg, values)
-    _check(cfg)
-    return cfg
+    return core.from_dict(values, cls=TabularConfig, check=_check)
 
 
 def presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return core.presets(PRESET_DIR)
 
 
 def load_config(name_or_path: str, overrides: list[str] = ()) -> TabularConfig:
     """A tabular preset name (see `presets()`) or a YAML file, then `key=value` overrides."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"tabular config '{name_or_path}' not found: give a YAML file or one of the presets "
-            f"{presets()}"
-        )
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    for text in overrides:
-        _merge(values, parse_override(text))
-    return from_dict(values)
+    return core.load_config(
+        name_or_path, overrides, preset_dir=PRESET_DIR, build=from_dict, what="tabular config"
+    )
 
 
 def to_dict(cfg: TabularConfig) -> dict:

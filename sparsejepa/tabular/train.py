@@ -9,7 +9,6 @@ annealing weight beta for Var-T-JEPA.
 import copy
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import batch_indices
-from ..checkpoint import CheckpointError, code_version
+from ..checkpoint import CheckpointError, atomic_torch_save, code_version, read_payload
 from ..config import ConfigError
 from ..data import DatasetError
 from ..metrics import rankme
@@ -180,9 +179,10 @@ def encoder_of(state: TabState) -> nn.Module:
 
 
 def save(path: str | Path, state: TabState) -> None:
-    """Atomic write: temp file in the same folder, fsync, os.replace."""
-    path = Path(path)
-    payload = {
+    """Write the state to `path` atomically (`checkpoint.atomic_torch_save`). Only tensors and
+    plain types, so `load` reads it with `torch.load(weights_only=True)`; no RNG state is needed
+    to resume, as every random draw comes from a generator seeded by (seed, step)."""
+    atomic_torch_save(path, {
         "kind": "sparsejepa.tabular",
         "step": state.step,
         "seconds": state.seconds,
@@ -191,25 +191,14 @@ def save(path: str | Path, state: TabState) -> None:
         "target": state.target.state_dict() if state.target is not None else None,
         "optimizer": state.optimizer.state_dict(),
         "code": code_version(),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    })
 
 
 def load(path: str | Path, device="cpu") -> dict:
+    """Read a checkpoint written by `save` with `torch.load(weights_only=True)`; CheckpointError
+    (as `checkpoint.load`) for a missing, corrupt, foreign or unsafe (pickled objects) file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist; pass the ckpt.pt written by "
-                              "`sparsejepa tabular train --out DIR` (DIR/ckpt.pt)")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # torch raises many types for truncated / foreign files
-        raise CheckpointError(f"checkpoint '{path}' is unreadable or corrupt "
-                              f"({type(err).__name__}: {err}); re-run training") from None
+    payload = read_payload(path, device, "sparsejepa tabular train")
     if not isinstance(payload, dict) or payload.get("kind") != "sparsejepa.tabular":
         raise CheckpointError(f"'{path}' is not a sparsejepa tabular checkpoint")
     missing = {"step", "seconds", "config", "model", "target", "optimizer"} - set(payload)
