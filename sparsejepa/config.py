@@ -58,6 +58,31 @@ class SparsityConfig:
     # Where the head reads the context encoder: every context token is one sample (False), or the
     # mean of each image's context tokens is (True: image-level latents, B samples per batch).
     pool: bool = False
+    # What the head reconstructs: "self" = the context encoder's own tokens h (REFERENCE design;
+    # rewards an h of low rank), "ema" = the EMA target encoder's tokens at the same positions
+    # (no gradient; the encoder cannot make that target easier by collapsing h).
+    recon_target: str = "self"
+
+
+@dataclass
+class VarConfig:
+    """Var-JEPA (`method: var_jepa`, sparsejepa/var_jepa.py): latent sizes, ELBO weights, KL
+    annealing and fixed-variance switches (log-variances; None = learned)."""
+
+    latent_dim: int | None = None  # k of each patch latent s_x / s_y; None = model.width
+    z_dim: int = 32  # global latent z
+    w_recon_x: float = 1.0  # E_q log p(x | s_x), context patches
+    w_recon_y: float = 1.0  # E_q log p(y | s_y), target patches
+    w_kl_sx: float = 1.0  # KL(q(s_x|x) || N(0, I))
+    w_kl_z: float = 1.0  # KL(q(z|s_x) || N(0, I))
+    w_kl_sy: float = 1.0  # KL(q(s_y|s_x,z,y) || p(s_y|s_x,z))
+    anneal_epochs: float = 1.0  # KL weight rises linearly 0 -> 1 over these epochs (0 = off)
+    # Fixed log-variance of the Gaussian pixel decoders p(x|s) (pixels are normalised to unit
+    # variance); None = learned per pixel. Fixed by default, as in the tabular Var-T-JEPA, where
+    # learned variances let the decoders explain the data as noise and the latents collapsed.
+    decoder_logvar: float | None = -2.0
+    posterior_logvar: float | None = None  # fixed log-variance of q(s_x|x), q(s_y|.) and q(z|s_x)
+    prior_logvar: float | None = None  # fixed log-variance of the predictor p(s_y|s_x,z)
 
 
 @dataclass
@@ -108,9 +133,11 @@ class ProbeConfig:
 @dataclass
 class Config:
     name: str = "run"
+    method: str = "jepa"  # "jepa" (EMA target, stop-gradient) or "var_jepa" (one ELBO)
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    var: VarConfig = field(default_factory=VarConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -122,7 +149,9 @@ class ConfigError(ValueError):
 
 
 CHOICES = {
+    "method": ("jepa", "var_jepa"),
     "optim.loss": ("smooth_l1", "l2"),
+    "sparsity.recon_target": ("self", "ema"),
     "data.dataset": ("cifar100", "shapes"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("auto", "fp32", "bf16"),
@@ -202,10 +231,26 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"model.img_size {cfg.model.img_size} not divisible by model.patch")
     if cfg.sparsity.lam < 0 or cfg.sparsity.w_lr <= 0:
         raise ConfigError("sparsity.lam must be >= 0 and sparsity.w_lr > 0")
+    if cfg.method == "var_jepa":
+        _check_var(cfg)
     if cfg.model.width % cfg.sparsity.groups:
         raise ConfigError(
             f"model.width {cfg.model.width} not divisible by sparsity.groups {cfg.sparsity.groups}"
         )
+
+
+def _check_var(cfg: Config) -> None:
+    v = cfg.var
+    if cfg.sparsity.enabled:
+        raise ConfigError("method=var_jepa does not combine with sparsity.enabled=true")
+    if (v.latent_dim is not None and v.latent_dim <= 0) or v.z_dim <= 0:
+        raise ConfigError(
+            f"var.latent_dim and var.z_dim must be > 0, got {v.latent_dim} and {v.z_dim}"
+        )
+    weights = {k: getattr(v, k) for k in ("w_recon_x", "w_recon_y", "w_kl_sx", "w_kl_z", "w_kl_sy")}
+    bad = {k: w for k, w in {**weights, "anneal_epochs": v.anneal_epochs}.items() if w < 0}
+    if bad:
+        raise ConfigError(f"var: weights and anneal_epochs must be >= 0, got {bad}")
 
 
 def from_dict(values: dict, *, cls=Config, check=_check):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import theory
 
-from . import augment, checkpoint, data, metrics
+from . import augment, checkpoint, data, metrics, var_jepa
 from .config import Config, to_dict
 from .masks import sample_masks
 from .schedules import cosine_lr, cosine_wd, ema_momentum
@@ -52,9 +52,12 @@ class Student(nn.Module):
         self.loss_kind, self.sparsity = cfg.optim.loss, s
 
     def forward(
-        self, images, context_idx, target_idx, targets, noise, context_valid=None
+        self, images, context_idx, target_idx, targets, noise, context_valid=None,
+        context_targets=None,
     ) -> dict[str, torch.Tensor]:
-        """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior)."""
+        """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior).
+        context_targets (B, Lc, D): the EMA encoder's tokens at the context positions, what the
+        head reconstructs when sparsity.recon_target="ema" (else it reconstructs h itself)."""
         h = self.encoder(images, context_idx, context_valid)
         pred = self.predictor(h, context_idx, target_idx, context_valid).float()
         if self.loss_kind == "l2":
@@ -64,13 +67,13 @@ class Student(nn.Module):
         out = {"jepa": jepa, "loss": jepa}
         if self.head is not None:
             s = self.sparsity
-            if s.pool:
-                w = torch.ones_like(h[..., 0]) if context_valid is None else context_valid.to(h)
-                tokens = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)
-            else:
-                tokens = h if context_valid is None else h[context_valid]
+            tokens = _head_samples(h, context_valid, s.pool)
+            recon_target = None
+            if context_targets is not None:
+                recon_target = _head_samples(context_targets, context_valid, s.pool)
             # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
-            terms = self.head(tokens.detach() + s.encoder_grad * (tokens - tokens.detach()), noise)
+            tokens = tokens.detach() + s.encoder_grad * (tokens - tokens.detach())
+            terms = self.head(tokens, noise, recon_target)
             out.update(terms)
             out["loss"] = (
                 jepa
@@ -79,6 +82,15 @@ class Student(nn.Module):
                 + s.gen_prior * terms["gen_prior"]
             )
         return out
+
+
+def _head_samples(x: torch.Tensor, valid: torch.Tensor | None, pool: bool) -> torch.Tensor:
+    """The head's samples from context tokens x (B, L, D): every real token (n, D), or the mean of
+    each image's real tokens (B, D)."""
+    if not pool:
+        return x.reshape(-1, x.shape[-1]) if valid is None else x[valid]
+    w = torch.ones_like(x[..., 0]) if valid is None else valid.to(x)
+    return (x * w[..., None]).sum(1) / w.sum(1, keepdim=True)
 
 
 @dataclass
@@ -94,9 +106,9 @@ class Batch:
 class TrainState:
     cfg: Config
     device: torch.device
-    student: Student
+    student: Student | var_jepa.VarJEPA
     model: nn.Module  # the student as called in the forward pass (DDP / compiled wrapper)
-    target: Encoder
+    target: Encoder  # var_jepa: the student's own encoder (no EMA)
     adamw: torch.optim.AdamW
     sgd: torch.optim.SGD | None
     x_train: torch.Tensor  # uint8 (N, H, W, 3) on device
@@ -167,17 +179,21 @@ def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainStat
     if steps_per_epoch == 0:
         raise ValueError(f"train.batch_size {cfg.train.batch_size} > {len(dataset.x_train)} images")
     torch.manual_seed(cfg.train.seed)
-    student = Student(cfg).to(device)
-    target = Encoder(
-        size,
-        cfg.model.patch,
-        cfg.model.width,
-        cfg.model.depth,
-        cfg.model.heads,
-        cfg.model.mlp_ratio,
-    ).to(device)
-    target.load_state_dict(student.encoder.state_dict())
-    target.requires_grad_(False)
+    if cfg.method == "var_jepa":
+        student = var_jepa.VarJEPA(cfg).to(device)
+        target = student.encoder  # no EMA: probes and diagnostics read the posterior encoder
+    else:
+        student = Student(cfg).to(device)
+        target = Encoder(
+            size,
+            cfg.model.patch,
+            cfg.model.width,
+            cfg.model.depth,
+            cfg.model.heads,
+            cfg.model.mlp_ratio,
+        ).to(device)
+        target.load_state_dict(student.encoder.state_dict())
+        target.requires_grad_(False)
     decay, no_decay, w = _param_groups(student)
     o = cfg.optim
     adamw = torch.optim.AdamW(
@@ -270,21 +286,36 @@ def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
 
 
 def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
-    """One optimisation step: loss, backward, clip, AdamW + SGD(W), group-lasso prox, EMA update."""
+    """One optimisation step: loss, backward, clip, AdamW + SGD(W), group-lasso prox, EMA update.
+    var_jepa: the annealed negative ELBO, no EMA (the target is the student's encoder)."""
     lr, wd, momentum = schedules(state, state.step)
     for group in state.adamw.param_groups:
         group["lr"] = lr
     state.adamw.param_groups[0]["weight_decay"] = wd
     b, m, lt = batch.target_idx.shape
+    variational = state.cfg.method == "var_jepa"
     with state.autocast:
-        with torch.no_grad():
-            t = state.target(batch.images).float()
-            t = F.layer_norm(t, t.shape[-1:])
-            targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
-        out = state.model(
-            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
-            batch.context_valid,
-        )
+        if variational:
+            cfg = state.cfg
+            beta = var_jepa.kl_weight(state.step, cfg.var.anneal_epochs * state.steps_per_epoch)
+            noise = _generator(state.device, cfg.train.seed, state.step, state.rank, 3)
+            out = state.model(
+                batch.images, batch.context_idx, batch.target_idx, batch.context_valid, noise,
+                beta,
+            )
+        else:
+            with torch.no_grad():
+                t = state.target(batch.images).float()
+                t = F.layer_norm(t, t.shape[-1:])
+                targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt))
+                targets = targets.reshape(b * m, lt, -1)
+                context_targets = None
+                if state.student.head is not None and state.cfg.sparsity.recon_target == "ema":
+                    context_targets = gather_tokens(t, batch.context_idx)
+            out = state.model(
+                batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
+                batch.context_valid, context_targets,
+            )
     loss = out["loss"]
     if not torch.isfinite(loss):
         raise NonFiniteLoss(
@@ -299,8 +330,9 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
     clip, student = state.cfg.optim.clip_grad, state.student
     if clip > 0:
         # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
-        # ones) shrink the JEPA update, which alone changed the encoder's trajectory.
-        jepa_params = [*student.encoder.parameters(), *student.predictor.parameters()]
+        # ones) shrink the JEPA update, which alone changed the encoder's trajectory. Var-JEPA
+        # has no head: all its parameters are clipped together.
+        jepa_params = [p for n, p in student.named_parameters() if not n.startswith("head.")]
         grad_norm = float(nn.utils.clip_grad_norm_(jepa_params, clip))
         if student.head is not None:
             head_params = [p for n, p in student.head.named_parameters() if n != "W"]
@@ -311,12 +343,16 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
         prox_group_lasso(
             state.student.head.W.data, state.cfg.sparsity.w_lr * state.cfg.sparsity.lam
         )
-    with torch.no_grad():
-        tp, sp = list(state.target.parameters()), list(state.student.encoder.parameters())
-        torch._foreach_lerp_(tp, sp, 1.0 - momentum)
+    if not variational:
+        with torch.no_grad():
+            tp, sp = list(state.target.parameters()), list(state.student.encoder.parameters())
+            torch._foreach_lerp_(tp, sp, 1.0 - momentum)
     state.step += 1
     result = {k: float(v.detach()) for k, v in out.items()}
-    result.update(lr=lr, wd=wd, momentum=momentum, grad_norm=grad_norm)
+    if variational:
+        result.update(lr=lr, wd=wd, kl_weight=beta, grad_norm=grad_norm)
+    else:
+        result.update(lr=lr, wd=wd, momentum=momentum, grad_norm=grad_norm)
     if student.head is not None:
         result["head_grad_norm"] = head_grad_norm
     return result
@@ -331,6 +367,8 @@ def diagnostics(state: TrainState, fixed_images: torch.Tensor) -> dict:
     with state.autocast:
         feats = state.target(fixed_images).float().mean(1)
     out = {"rankme": float(metrics.rankme(feats))}
+    if isinstance(state.student, var_jepa.VarJEPA):  # mean of mu over tokens = mu of the mean
+        out["rankme_posterior"] = float(metrics.rankme(state.student.posterior(feats)[0]))
     n, d = feats.shape
     if n > d:  # the copula monitor needs a non-singular d x d correlation
         g = state.cfg.sparsity.groups
