@@ -6,6 +6,8 @@ Loss terms:
     recon = mean_tokens ||standardize(layer_norm(h)) - f(z)||^2 / D
     kl    = mean_tokens KL(q(z|h) || N(0, I)) / D
     prior = 0.5 * ||theta_f||^2                 (N(0,1) prior on the generator weights)
+With recon_target="ema" (train.py) the head reconstructs the EMA encoder's tokens at the same
+positions instead of h, a target the encoder cannot make easier by collapsing h.
 standardize() centres and scales each channel over the tokens of the batch (statistics kept in
 the graph). Layer norm alone removes the scale of a token but not collapse across tokens: with
 gradients flowing into the encoder, a constant h would make recon and KL trivially zero. After
@@ -78,13 +80,17 @@ class GroupSparseHead(nn.Module):
         out = torch.baddbmm(self.gen_b2.to(a.dtype), hid, self.gen_w2.to(a.dtype))  # (G, n, D/G)
         return out.transpose(0, 1).reshape(z.shape[0], -1)
 
-    def forward(self, h: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
-        """h (..., D) tokens, noise (n, K) standard normal -> recon, kl, prior losses (scalars)."""
+    def forward(
+        self, h: torch.Tensor, noise: torch.Tensor, target: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """h (..., D) samples, noise (n, K) standard normal -> recon, kl, prior losses (scalars).
+        target (..., D): what to reconstruct (default h itself), layer-normed and standardised."""
         h = h.reshape(-1, h.shape[-1])
         mu, logvar = self.encoder(h).float().chunk(2, dim=-1)
         logvar = logvar.clamp(-12.0, 8.0)
         z = mu + torch.exp(0.5 * logvar) * noise
-        target = standardize_tokens(F.layer_norm(h.float(), h.shape[-1:]))
+        target = h if target is None else target.reshape(-1, target.shape[-1])
+        target = standardize_tokens(F.layer_norm(target.float(), target.shape[-1:]))
         recon = (self.decode(z.to(h.dtype)).float() - target).square().mean()
         kl = gaussian_kl(mu, logvar).mean() / h.shape[-1]
         prior = 0.5 * sum(w.float().square().sum() for w in self.generator_weights())

@@ -216,3 +216,20 @@ def test_pooled_head_reads_one_mean_context_vector_per_image():
     metrics = train_step(state, batch)
     assert math.isfinite(metrics["recon"]) and math.isfinite(metrics["kl"])
     assert state.student.head.encoder[0].weight.grad is not None
+
+
+def test_head_can_reconstruct_the_ema_tokens_instead_of_its_own_input():
+    state = build(tiny_config(sparsity={"recon_target": "ema"}), tiny_dataset())
+    batch = sample_batch(state, 0)
+    student = state.student
+    torch.manual_seed(0)
+    args = (batch.images, batch.context_idx, batch.target_idx,
+            torch.zeros(64, 4, 32), batch.noise, batch.context_valid)  # targets unused by recon
+    own = student(*args)["recon"]
+    h = student.encoder(batch.images, batch.context_idx, batch.context_valid)
+    assert torch.allclose(student(*args, h.detach())["recon"], own)  # "ema" = h: same loss
+    other = torch.randn_like(h)
+    assert not torch.allclose(student(*args, other)["recon"], own)
+    metrics = train_step(state, batch)  # the loop gathers the EMA tokens at the context positions
+    assert math.isfinite(metrics["recon"])
+    assert all(p.grad is None for p in state.target.parameters())
