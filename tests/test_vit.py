@@ -77,7 +77,7 @@ def test_padded_context_equals_each_sample_run_alone():
 def test_residual_projections_are_rescaled_by_depth():
     torch.manual_seed(0)
     enc = Encoder(img_size=16, patch=4, width=64, depth=4, heads=2)
-    stds = [float(blk.proj.weight.std()) for blk in enc.blocks]
+    stds = [float(blk.proj.weight.detach().std()) for blk in enc.blocks]
     # I-JEPA init: block i's output projections have std 0.02 / sqrt(2 (i + 1)).
     for i, s in enumerate(stds):
         assert abs(s - 0.02 / (2 * (i + 1)) ** 0.5) < 0.15 * s
@@ -87,5 +87,5 @@ def test_patch_embed_std_sets_the_content_to_position_ratio():
     torch.manual_seed(0)
     small = Encoder(img_size=32, patch=4, width=128, depth=1, heads=2)
     fan_in = Encoder(img_size=32, patch=4, width=128, depth=1, heads=2, patch_embed_std=48**-0.5)
-    assert abs(float(small.patch_embed.weight.std()) - 0.02) < 0.002
-    assert abs(float(fan_in.patch_embed.weight.std()) - 48**-0.5) < 0.01
+    assert abs(float(small.patch_embed.weight.detach().std()) - 0.02) < 0.002
+    assert abs(float(fan_in.patch_embed.weight.detach().std()) - 48**-0.5) < 0.01
