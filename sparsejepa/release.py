@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 
 from . import checkpoint
 from .config import Config, ConfigError, from_dict, to_dict
+from .data.common import sha256_of
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
@@ -69,14 +70,6 @@ def default_dir() -> Path:
     """env SPARSEJEPA_CHECKPOINTS, else the `checkpoints/` folder of this repository."""
     env = os.environ.get(ENV_DIR)
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_sha256(config: dict) -> str:

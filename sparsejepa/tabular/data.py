@@ -15,7 +15,6 @@ categorical features as integer codes, integer class labels, and a fixed stratif
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import shutil
@@ -29,6 +28,7 @@ from sklearn import datasets as skdata
 from sklearn.model_selection import train_test_split
 
 from ..data import DatasetError, default_cache_dir
+from ..data.common import sha256_of
 
 
 @dataclass(frozen=True)
@@ -205,14 +205,6 @@ def make_mixture(n: int, components: int, dims: int, separation: float, categori
 
 def cache_dir() -> Path:
     return default_cache_dir() / "tabular"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate(name: str, path: str | None, download: bool, cache: Path | None = None) -> Path:
