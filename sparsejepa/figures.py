@@ -48,10 +48,10 @@ def figure_dir() -> Path:
     return path
 
 
-def save(fig: Figure, name: str) -> Path:
+def save(fig: Figure, name: str, dpi: int = 150) -> Path:
     """Write `name`.png and `name`.pdf into figure_dir(); returns the PNG path."""
     out = figure_dir()
-    fig.savefig(out / f"{name}.png", dpi=150)
+    fig.savefig(out / f"{name}.png", dpi=dpi)
     fig.savefig(out / f"{name}.pdf")
     return out / f"{name}.png"
 

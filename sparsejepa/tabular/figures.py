@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
+from ..figures import save as save_figure
+from ..figures import save_table  # noqa: F401  (notebook 10 calls figures.save_table)
 from .config import load_config
 from .experiment import markdown, run_comparison, summarise
 
@@ -111,22 +113,6 @@ def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
     return fig
 
 
-def figure_dir() -> Path:
-    env = os.environ.get("SPARSEJEPA_FIGURES")
-    out = Path(env).expanduser() if env else REPO / "paper_figures"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def save_table(text: str, name: str) -> str:
-    """Write `name`.txt into the figure folder; return the text (the notebook prints it)."""
-    (figure_dir() / f"{name}.txt").write_text(text + "\n")
-    return text
-
-
 def save(fig: Figure, name: str) -> Path:
-    """`name`.png and `name`.pdf into env SPARSEJEPA_FIGURES or paper_figures/; the PNG path."""
-    out = figure_dir()
-    fig.savefig(out / f"{name}.png", dpi=110)
-    fig.savefig(out / f"{name}.pdf")
-    return out / f"{name}.png"
+    """`name`.png (110 dpi) and `name`.pdf into the figure folder; the PNG path."""
+    return save_figure(fig, name, dpi=110)
