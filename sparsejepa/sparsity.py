@@ -21,10 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag exp(logvar)) || N(0, I)) = 0.5 * sum_k (mu^2 + exp(logvar) - 1 - logvar)."""
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+from .gaussian import LOGVAR_RANGE, gaussian_kl
 
 
 def standardize_tokens(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -87,7 +84,7 @@ class GroupSparseHead(nn.Module):
         target (..., D): what to reconstruct (default h itself), layer-normed and standardised."""
         h = h.reshape(-1, h.shape[-1])
         mu, logvar = self.encoder(h).float().chunk(2, dim=-1)
-        logvar = logvar.clamp(-12.0, 8.0)
+        logvar = logvar.clamp(*LOGVAR_RANGE)
         z = mu + torch.exp(0.5 * logvar) * noise
         target = h if target is None else target.reshape(-1, target.shape[-1])
         target = standardize_tokens(F.layer_norm(target.float(), target.shape[-1:]))

@@ -24,9 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
-from .sparsity import gaussian_kl
-from .tabular.losses import gaussian_kl_diag, gaussian_log_prob, reparameterise
-from .tabular.models import LOGVAR_RANGE
+from .gaussian import LOGVAR_RANGE, gaussian_kl, gaussian_kl_diag, gaussian_log_prob, reparameterise
 from .vit import Encoder, Predictor, _init_weights, gather_tokens
 
 

@@ -5,17 +5,11 @@ import math
 import pytest
 import torch
 
-from sparsejepa.sparsity import gaussian_kl
+from sparsejepa.gaussian import gaussian_kl, gaussian_kl_diag, gaussian_log_prob, reparameterise
 from sparsejepa.tabular.config import from_dict
 from sparsejepa.tabular.data import load_table
-from sparsejepa.tabular.losses import (
-    categorical_log_prob,
-    gaussian_kl_diag,
-    gaussian_log_prob,
-    reparameterise,
-)
 from sparsejepa.tabular.masks import sample_feature_masks
-from sparsejepa.tabular.models import VarTJEPA, elbo_loss
+from sparsejepa.tabular.models import VarTJEPA, categorical_log_prob, elbo_loss
 
 
 def test_diagonal_kl_matches_monte_carlo():

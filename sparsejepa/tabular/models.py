@@ -11,11 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..sparsity import gaussian_kl
+from ..gaussian import (
+    LOGVAR_RANGE,
+    gaussian_kl,
+    gaussian_kl_diag,
+    gaussian_log_prob,
+    reparameterise,
+)
 from ..vit import Block, _init_weights, gather_tokens
-from .losses import categorical_log_prob, gaussian_kl_diag, gaussian_log_prob, reparameterise
 
-LOGVAR_RANGE = (-12.0, 8.0)
+
+def categorical_log_prob(logits, labels) -> torch.Tensor:
+    """log softmax(logits)[label] over the last axis; logits (..., C), labels (...) int64."""
+    return torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
 
 
 def sincos_1d(n: int, dim: int) -> torch.Tensor:

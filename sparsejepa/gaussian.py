@@ -1,11 +1,17 @@
-"""Closed-form pieces of the Var-T-JEPA ELBO: Gaussian KLs, log-likelihoods, reparameterisation.
-
-KL(q || N(0, I)) is the core's `sparsejepa.sparsity.gaussian_kl`; here is the general diagonal one.
+"""Diagonal-Gaussian pieces shared by the sparsity head, Var-JEPA (images) and Var-T-JEPA (tables):
+closed-form KLs, log-likelihoods, reparameterisation, and the log-variance clamp.
 """
 
 import math
 
 import torch
+
+LOGVAR_RANGE = (-12.0, 8.0)  # log-variance clamp of every posterior and prior head
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) = 0.5 * sum_k (mu^2 + exp(logvar) - 1 - logvar)."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
 def gaussian_kl_diag(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
@@ -19,11 +25,6 @@ def gaussian_kl_diag(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
 def gaussian_log_prob(x, mu, logvar) -> torch.Tensor:
     """Elementwise log N(x; mu, e^lv) = -0.5 * [ (x - mu)^2 e^-lv + lv + log 2 pi ]."""
     return -0.5 * ((x - mu).square() * (-logvar).exp() + logvar + math.log(2 * math.pi))
-
-
-def categorical_log_prob(logits, labels) -> torch.Tensor:
-    """log softmax(logits)[label] over the last axis; logits (..., C), labels (...) int64."""
-    return torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
 
 
 def reparameterise(mu, logvar, generator: torch.Generator) -> torch.Tensor:
