@@ -84,8 +84,9 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
         checkpoint.load(foreign)
 
 
-class _Payload:
-    """Unpickling this object would create a file: the loader must refuse it, not run it."""
+class PickleThatWritesAFile:
+    """Unpickling this object would create the file `marker`: a loader must refuse it, not run it.
+    Shared by the checkpoint, tabular and CIFAR-100 reader tests."""
 
     def __init__(self, marker):
         self.marker = marker
@@ -97,8 +98,8 @@ class _Payload:
 def test_pickled_objects_are_refused_and_never_executed(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"step": 1, "config": {}, "student": {}, "target": {}, "adamw": _Payload(marker)},
-               evil)
+    payload = {"step": 1, "config": {}, "student": {}, "target": {}}
+    torch.save({**payload, "adamw": PickleThatWritesAFile(marker)}, evil)
     with pytest.raises(CheckpointError, match=r"pickled object \(io.open\).* re-run training"):
         checkpoint.load(evil)
     assert not marker.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_checkpoint import PickleThatWritesAFile
 
 from sparsejepa import data
 from sparsejepa.data import DatasetError, load_dataset, make_shapes, stratified_indices
@@ -303,21 +304,11 @@ def test_bad_dataset_arguments():
         load_dataset("shapes", n_train=0)
 
 
-class _Payload:
-    """Unpickling this object would create a file: the CIFAR-100 reader must refuse it."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
 def test_official_pickles_with_foreign_objects_are_refused_not_run(tmp_path):
     write_official_dir(tmp_path)
     marker = tmp_path / "pwned"
     with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
-        pickle.dump({b"data": _Payload(marker)}, f)
+        pickle.dump({b"data": PickleThatWritesAFile(marker)}, f)
     with pytest.raises(DatasetError, match=r"refused global (io|builtins)\.open"):
         load_dataset("cifar100", path=tmp_path)
     assert not marker.exists()

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_checkpoint import PickleThatWritesAFile
 
 from sparsejepa.checkpoint import CheckpointError
 from sparsejepa.cli import main
@@ -110,20 +111,10 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
         load(tmp_path / "old.pt")
 
 
-class _Payload:
-    """Unpickling this object would create a file: the loader must refuse it, not run it."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
 def test_pickled_objects_are_refused_and_never_executed(tmp_path):
     marker = tmp_path / "pwned"
-    torch.save({"kind": "sparsejepa.tabular", "step": 1, "optimizer": _Payload(marker)},
-               tmp_path / "evil.pt")
+    evil = {"kind": "sparsejepa.tabular", "step": 1, "optimizer": PickleThatWritesAFile(marker)}
+    torch.save(evil, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match=r"pickled object \(io.open\).* re-run training"):
         load(tmp_path / "evil.pt")
     assert not marker.exists()
