@@ -5,7 +5,7 @@ Every notebook is a few calls into this module: it reads the releases of `releas
 PDF (and the table as .txt) into `figure_dir()` (env SPARSEJEPA_FIGURES, default `paper_figures/`).
 `run_notebooks` executes the notebooks headless (`sparsejepa figures`, `make figures`, the tests).
 
-Runs are grouped by method and lambda ("JEPA", "SparseJEPA lam=1"); the spread over seeds is the
+Runs are grouped by method and lambda ("JEPA", "Var-JEPA", "SparseJEPA lam=1"); the spread over seeds is the
 sample standard deviation (n >= 2). The paper's numbers appear beside ours, labelled as reported by
 a secondary source (REFERENCE.md section 1): they are targets, not verified results.
 """
@@ -33,7 +33,7 @@ REPORTED = {
 STAND_INS = {"count": "Clevr/Count", "dist": "Clevr/Dist"}  # shapes tasks standing in for CLEVR
 # metrics.jsonl keys drawn by notebook 03 (those a run logged; mi_* come from the training monitor)
 CURVES = ("jepa", "recon", "kl", "rankme", "mi_total", "mi_between", "active_connections")
-METHOD_COLOURS = {"JEPA": "tab:blue", "SparseJEPA": "tab:orange"}
+METHOD_COLOURS = {"JEPA": "tab:blue", "SparseJEPA": "tab:orange", "Var-JEPA": "tab:green"}
 ENV_FIGURES = "SPARSEJEPA_FIGURES"
 
 
@@ -84,8 +84,8 @@ def seed_of(r: Release) -> int:
 
 
 def group_of(r: Release) -> str:
-    """'JEPA' or 'SparseJEPA lam=<lambda>': the runs that differ only by seed."""
-    return "JEPA" if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
+    """'JEPA', 'Var-JEPA' or 'SparseJEPA lam=<lambda>': the runs that differ only by seed."""
+    return r.method if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
 
 
 def reference_lambda(rs: list[Release]) -> float | None:
@@ -99,7 +99,8 @@ def reference_lambda(rs: list[Release]) -> float | None:
 
 
 def main_runs(rs: list[Release]) -> list[Release]:
-    """JEPA runs and the SparseJEPA runs at the reference lambda (notebooks 01, 03, 04)."""
+    """JEPA and Var-JEPA runs and the SparseJEPA runs at the reference lambda (notebooks 01, 03,
+    04)."""
     lam = reference_lambda(rs)
     return [r for r in rs if lam_of(r) is None or lam_of(r) == lam]
 
@@ -188,7 +189,8 @@ def plot_probes(rs: list[Release], metric: str = "best") -> Figure:
     ax = fig.subplots()
     width = 0.8 / max(len(groups), 1)
     for g, group in enumerate(groups):
-        colour = METHOD_COLOURS["JEPA" if group == "JEPA" else "SparseJEPA"]
+        method = group.split()[0]
+        colour = METHOD_COLOURS[method]
         for c, column in enumerate(columns):
             seeds = values[group].get(column, [])
             if not seeds:
@@ -197,9 +199,8 @@ def plot_probes(rs: list[Release], metric: str = "best") -> Figure:
             ax.bar(x, np.mean(seeds), width * 0.9, color=colour, alpha=0.45 + 0.5 * (g == 0),
                    label=group if c == 0 else None)
             ax.plot([x] * len(seeds), seeds, "k.", ms=4)
-            method = "JEPA" if group == "JEPA" else "SparseJEPA"
             reported = REPORTED.get(column if column[0] != "shapes" else ("clevr", column[1]))
-            if reported:
+            if reported and method in reported:
                 ax.plot(x, reported[method], marker="D", mfc="none", mec=colour, ms=8, ls="none",
                         label=f"{method} ({REPORTED_LABEL})")
     ax.set_xticks(range(len(columns)), [_column_name(*c).replace(" [", "\n[") for c in columns],
@@ -380,7 +381,7 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
     bars = ((-0.27, "total", ""), (0.0, "between", "//"), (0.27, "within", ".."))
     for offset, key, hatch in bars:
         values = np.array([r[key] for r in rows])
-        colours = [METHOD_COLOURS["JEPA" if r["lam"] is None else "SparseJEPA"] for r in rows]
+        colours = [METHOD_COLOURS[r["group"].split()[0]] for r in rows]
         err = None
         if key != "within":
             ci = np.array([r[f"{key}_ci"] for r in rows])
@@ -421,7 +422,7 @@ def plot_lambda_ablation(rs: list[Release], mi_rows: list[dict], metric: str = "
     """Probe top-1 per task and multiinformation against lambda (symlog axis, 0 = VAE head only);
     JEPA as dashed horizontal lines."""
     sparse = [r for r in rs if lam_of(r) is not None]
-    jepa = [r for r in rs if lam_of(r) is None]
+    jepa = [r for r in rs if r.method == "JEPA"]
     keys = sorted({(d, t) for r in rs for d, res in r.probes.items() for t in res["tasks"]})
     fig = Figure(figsize=(10.0, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)

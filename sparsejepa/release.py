@@ -62,7 +62,9 @@ class Release:
 
 
 def method_of(cfg: Config) -> str:
-    """"SparseJEPA" when the run had the sparsity head, else "JEPA"."""
+    """"Var-JEPA" for method var_jepa, "SparseJEPA" with the sparsity head, else "JEPA"."""
+    if cfg.method == "var_jepa":
+        return "Var-JEPA"
     return "SparseJEPA" if cfg.sparsity.enabled else "JEPA"
 
 

@@ -35,6 +35,7 @@ runs:
   sparsejepa_s0: [sparsity.enabled=true, train.seed=0]
   sparsejepa_s1: [sparsity.enabled=true, train.seed=1]
   sparsejepa_lam10_s0: [sparsity.enabled=true, sparsity.lam=10.0, train.seed=0]
+  varjepa_s0: [method=var_jepa, train.seed=0]
 """
 OURS = ("01_", "02_", "03_", "04_", "05_", "06_", "07_")  # this package's claims; others run apart
 OTHERS = [p for p in figures.notebook_paths() if not p.name.startswith(OURS)]
@@ -56,11 +57,11 @@ def released(tmp_path_factory):
 
 def test_reproduce_trains_probes_and_exports_every_run(released):
     spec, runs, out, entries = released
-    assert release.releases(out) == sorted(entries) and len(entries) == 5
+    assert release.releases(out) == sorted(entries) and len(entries) == 6
     for name, entry in entries.items():
         assert set(entry["probes"]) == {"shapes"}  # CLEVR is optional and absent here
         assert set(entry["probes"]["shapes"]["tasks"]) == {"shape", "count", "dist"}
-        assert (entry["group_matrix"] is None) == name.startswith("jepa")
+        assert (entry["group_matrix"] is None) == (not name.startswith("sparsejepa"))
         assert entry["timing"]["train_s"] >= 0 and entry["config"]["name"] == name
         assert (runs / name / "probe_shapes.json").is_file()
     lam10 = release.load("sparsejepa_lam10_s0", directory=out)
@@ -68,6 +69,7 @@ def test_reproduce_trains_probes_and_exports_every_run(released):
     assert lam10.config.sparsity.lam == 10.0 and (lam10.group_matrix == 0).all()  # all pruned
     assert (lam1.group_matrix > 0).all()  # the weak penalty of 6 steps pruned nothing
     assert lam1.history[-1]["step"] == lam1.step == 6
+    assert entries["varjepa_s0"]["method"] == "Var-JEPA"
     # rerunning a finished run trains nothing and exports the same weights
     ckpt = release.sha256_of(runs / "jepa_s0" / "ckpt.pt")
     again = reproduce.reproduce(spec, runs, out, only=["jepa_s0"], progress=False)

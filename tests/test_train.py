@@ -8,7 +8,7 @@ import torch
 from sparsejepa import train as train_mod
 from sparsejepa.config import from_dict
 from sparsejepa.data import ImageDataset
-from sparsejepa.train import NonFiniteLoss, build, sample_batch, train, train_step
+from sparsejepa.train import NonFiniteLoss, build, sample_batch, train, train_step, use_bf16
 
 
 def tiny_config(**sections) -> "from_dict":
@@ -233,3 +233,15 @@ def test_head_can_reconstruct_the_ema_tokens_instead_of_its_own_input():
     metrics = train_step(state, batch)  # the loop gathers the EMA tokens at the context positions
     assert math.isfinite(metrics["recon"])
     assert all(p.grad is None for p in state.target.parameters())
+
+
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, expected", [(False, False, False), (True, False, True), (False, True, True)]
+)
+def test_auto_precision_is_bf16_where_the_cpu_has_bf16_matmuls(monkeypatch, amx, avx512_bf16,
+                                                                  expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    cpu = torch.device("cpu")
+    assert use_bf16("auto", cpu) is expected
+    assert use_bf16("fp32", cpu) is False and use_bf16("bf16", cpu) is True
