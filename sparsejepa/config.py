@@ -116,7 +116,8 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda"
-    precision: str = "auto"  # "auto" (bf16 on CUDA and CPUs with AMX or AVX512-BF16, else fp32), "fp32", "bf16"
+    # "auto" (bf16 on CUDA and CPUs with AMX or AVX512-BF16, else fp32), "fp32", "bf16"
+    precision: str = "auto"
     compile: bool = False
     log_every: int = 20
     rankme_every: int = 200
