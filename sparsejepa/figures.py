@@ -6,8 +6,8 @@ PDF (and the table as .txt) into `figure_dir()` (env SPARSEJEPA_FIGURES, default
 `run_notebooks` executes the notebooks headless (`sparsejepa figures`, `make figures`, the tests).
 
 Runs are grouped by method and lambda ("JEPA", "Var-JEPA", "SparseJEPA lam=1"); the spread over
-seeds is the sample standard deviation (n >= 2). The paper's numbers appear beside ours, labelled as reported by
-a secondary source (REFERENCE.md section 1): they are targets, not verified results.
+seeds is the sample standard deviation (n >= 2). The paper's numbers appear beside ours, labelled
+as reported by a secondary source (REFERENCE.md section 1): they are targets, not verified results.
 """
 
 from __future__ import annotations
