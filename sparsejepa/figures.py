@@ -5,9 +5,10 @@ Every notebook is a few calls into this module: it reads the releases of `releas
 PDF (and the table as .txt) into `figure_dir()` (env SPARSEJEPA_FIGURES, default `paper_figures/`).
 `run_notebooks` executes the notebooks headless (`sparsejepa figures`, `make figures`, the tests).
 
-Runs are grouped by method and lambda ("JEPA", "Var-JEPA", "SparseJEPA lam=1"); the spread over
-seeds is the sample standard deviation (n >= 2). The paper's numbers appear beside ours, labelled
-as reported by a secondary source (REFERENCE.md section 1): they are targets, not verified results.
+Runs are grouped by method, lambda and epochs ("JEPA 9 ep", "SparseJEPA lam=1 2 ep"); the spread
+over seeds is the sample standard deviation (n >= 2). The paper's numbers appear beside ours,
+labelled as reported by a secondary source (REFERENCE.md section 1): they are targets, not
+verified results.
 """
 
 from __future__ import annotations
@@ -83,9 +84,21 @@ def seed_of(r: Release) -> int:
     return r.config.train.seed
 
 
+def epochs_of(r: Release) -> float:
+    return r.config.train.epochs
+
+
 def group_of(r: Release) -> str:
-    """'JEPA', 'Var-JEPA' or 'SparseJEPA lam=<lambda>': the runs that differ only by seed."""
-    return r.method if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
+    """The runs that differ only by seed: method, lambda and training epochs, e.g. 'JEPA 9 ep',
+    'SparseJEPA lam=1 2 ep'."""
+    method = r.method if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
+    return f"{method} {epochs_of(r):g} ep"
+
+
+def ablation_runs(rs: list[Release]) -> list[Release]:
+    """The SparseJEPA runs and the JEPA runs trained as long as they were (notebook 07)."""
+    budgets = {epochs_of(r) for r in rs if lam_of(r) is not None}
+    return [r for r in rs if r.method != "Var-JEPA" and epochs_of(r) in budgets]
 
 
 def reference_lambda(rs: list[Release]) -> float | None:
