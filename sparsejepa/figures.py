@@ -201,8 +201,9 @@ def plot_probes(rs: list[Release], metric: str = "best") -> Figure:
     fig = Figure(figsize=(1.6 + 1.3 * len(columns), 3.6), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(len(groups), 1)
+    method_of_group = {group_of(r): r.method for r in rs}
     for g, group in enumerate(groups):
-        method = group.split()[0]
+        method = method_of_group[group]
         colour = METHOD_COLOURS[method]
         for c, column in enumerate(columns):
             seeds = values[group].get(column, [])
@@ -351,7 +352,8 @@ def multiinformation_rows(
     """Per release: total, between-group and summed within-group multiinformation (nats) of the
     pooled features, the channels grouped as the sparsity head groups them (G contiguous groups of
     D/G), by `theory.decompose`; total and between with half-sampling intervals (sampling
-    variability only, not estimator bias)."""
+    variability only, not estimator bias). "model" is the release's method (JEPA, SparseJEPA,
+    Var-JEPA), "method" the estimator's."""
     import theory
 
     rows = []
@@ -363,7 +365,8 @@ def multiinformation_rows(
         between = theory.multiinformation(x, method=method, groups=groups, ci=ci, n_boot=n_boot,
                                           seed=2)
         rows.append({
-            "release": r.name, "group": group_of(r), "lam": lam_of(r), "seed": seed_of(r),
+            "release": r.name, "group": group_of(r), "model": r.method, "lam": lam_of(r),
+            "seed": seed_of(r),
             "n": len(x), "dim": x.shape[1], "groups": r.config.sparsity.groups,
             "total": parts.total, "total_ci": (total.low, total.high),
             "between": parts.between, "between_ci": (between.low, between.high),
@@ -394,7 +397,7 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
     bars = ((-0.27, "total", ""), (0.0, "between", "//"), (0.27, "within", ".."))
     for offset, key, hatch in bars:
         values = np.array([r[key] for r in rows])
-        colours = [METHOD_COLOURS[r["group"].split()[0]] for r in rows]
+        colours = [METHOD_COLOURS[r["model"]] for r in rows]
         err = None
         if key != "within":
             ci = np.array([r[f"{key}_ci"] for r in rows])
