@@ -8,6 +8,7 @@ to use several cores.
 
 Usage:
     python experiments/recipe_search.py experiments/recipe_wave1.yaml [--only A B] [--threads 1]
+    python experiments/recipe_search.py experiments/cpu_1hour.yaml --collect  # runs made by hand
     python experiments/recipe_search.py experiments/recipe_wave1.yaml --table
 """
 
@@ -20,21 +21,26 @@ from pathlib import Path
 import torch
 import yaml
 
+from sparsejepa import checkpoint
 from sparsejepa.cli import probe_checkpoint
-from sparsejepa.config import load_config
+from sparsejepa.config import load_config, to_dict
 from sparsejepa.train import train
 
 RESULTS = Path(__file__).parent / "results"
 
 
+def variant_config(spec: dict, name: str):
+    return load_config(spec["base"], [*spec.get("common", []), *spec["variants"][name],
+                                      f"name={name}"])
+
+
 def run_variant(spec: dict, name: str, out_root: Path) -> dict:
-    overrides = [*spec.get("common", []), *spec["variants"][name], f"name={name}"]
-    cfg = load_config(spec["base"], overrides)
+    """Train the variant from scratch into OUT_ROOT/NAME, probe it, return its row."""
+    cfg = variant_config(spec, name)
     run_dir = out_root / name
     tic = time.perf_counter()
-    state = train(cfg, run_dir, resume=False, progress=False)
+    train(cfg, run_dir, resume=False, progress=False)
     train_s = time.perf_counter() - tic
-    logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     p = spec.get("probe", {})
     tic = time.perf_counter()
     probe = probe_checkpoint(
@@ -44,18 +50,47 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         epochs=p.get("epochs"),
         out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
+    return make_row(spec, name, run_dir, probe, train_s / 60, (time.perf_counter() - tic) / 60,
+                    torch.get_num_threads())
+
+
+def collect_variant(spec: dict, name: str, out_root: Path) -> dict:
+    """The row of a variant trained and probed elsewhere (`sparsejepa train` + `sparsejepa probe
+    --out RUN/probe_cifar100.json`, with the spec's probe settings): its config must be the
+    variant's and its run finished. Training minutes are summed from the log's intervals."""
+    run_dir = out_root / name
+    cfg = variant_config(spec, name)
+    checkpoint.check_resumable(checkpoint.load(run_dir / "ckpt.pt")["config"], to_dict(cfg))
+    logs = _logs(run_dir)
+    if logs[-1]["epoch"] < cfg.train.epochs - 1e-6:
+        raise SystemExit(f"{run_dir} stopped at epoch {logs[-1]['epoch']:.2f}; finish it first")
+    probe_file = run_dir / "probe_cifar100.json"
+    if not probe_file.is_file():
+        raise SystemExit(f"{probe_file} missing: run `sparsejepa probe --ckpt {run_dir}/ckpt.pt "
+                         f"--dataset cifar100 --out {probe_file}`")
+    train_min = sum(cfg.train.log_every * cfg.train.batch_size / r["images_per_s"]
+                    for r in logs) / 60
+    return make_row(spec, name, run_dir, json.loads(probe_file.read_text()), train_min, None,
+                    None)
+
+
+def _logs(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def make_row(spec, name, run_dir, probe, train_min, probe_min, threads) -> dict:
+    logs = _logs(run_dir)
     row = {
         "name": name,
         "overrides": spec["variants"][name],
-        "steps": state.step,
-        "images": state.step * cfg.train.batch_size,
-        "train_min": round(train_s / 60, 2),
+        "steps": logs[-1]["step"],
+        "train_min": round(train_min, 2),
         "images_per_s": round(statistics.median(r["images_per_s"] for r in logs[1:] or logs), 1),
-        "threads": torch.get_num_threads(),
+        "threads": threads,
         "final_loss": logs[-1]["jepa"],
         "rankme": [r["rankme"] for r in logs if "rankme" in r][-1],
         "rankme_curve": [(r["step"], round(r["rankme"], 2)) for r in logs if "rankme" in r],
-        "probe_min": round((time.perf_counter() - tic) / 60, 2),
+        "probe_min": None if probe_min is None else round(probe_min, 2),
         "probe": {
             task: {k: r[k]["top1"] for k in ("best_by_val", "best", "knn")}
             for task, r in probe["tasks"].items()
@@ -90,6 +125,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--table", action="store_true", help="only (re)write the markdown table")
+    ap.add_argument("--collect", action="store_true",
+                    help="add rows of variants trained and probed elsewhere (OUT/SPEC/NAME)")
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.spec).read_text())
     stem = Path(args.spec).stem
@@ -103,7 +140,8 @@ def main() -> None:
                 f"unknown variants {sorted(unknown)}; the spec has {list(spec['variants'])}"
             )
         for name in args.only or spec["variants"]:
-            row = run_variant(spec, name, Path(args.out) / stem)
+            step = collect_variant if args.collect else run_variant
+            row = step(spec, name, Path(args.out) / stem)
             with open(jsonl, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

@@ -170,14 +170,45 @@ def config_of(payload: dict) -> Config:
         ) from None
 
 
+# Settings a resumed run may change: bookkeeping, where the data lives, the device and precision of
+# the machine it continues on, and the evaluation (probe., tabular eval.). Anything else changes
+# the run (train.epochs moves every schedule), so resuming would not continue it exactly.
+RESUMABLE_CHANGES = ("name", "data.path", "data.download", "train.device", "train.precision",
+                     "train.log_every", "train.rankme_every", "train.ckpt_every", "probe.", "eval.")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def check_resumable(saved_config: dict, config: dict) -> None:
+    """CheckpointError naming the settings in which `config` differs from the checkpoint's run
+    (both as nested dicts, `to_dict` of a config)."""
+    saved, now = _flat(saved_config), _flat(config)
+    changed = sorted(k for k in saved.keys() | now.keys()
+                     if saved.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES))
+    if changed:
+        diff = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise CheckpointError(
+            f"the checkpoint was trained with other settings ({diff}); resuming would not continue "
+            "that run. Use the original settings, or start a new run (another --out, or --fresh)"
+        )
+
+
 def restore(state, payload: dict) -> None:
-    """Load model, EMA target, optimisers, step and RNG states into a freshly built state."""
+    """Load model, EMA target, optimisers, step and RNG states into a freshly built state whose
+    config matches the checkpoint's (`check_resumable`)."""
+    check_resumable(payload["config"], to_dict(state.cfg))
     state.student.load_state_dict(payload["student"])
     state.target.load_state_dict(payload["target"])
     state.adamw.load_state_dict(payload["adamw"])
-    if state.sgd is not None:
-        if payload.get("sgd") is None:
-            raise CheckpointError("checkpoint has no sparsity optimiser but sparsity.enabled=true")
+    if state.sgd is not None:  # sparsity.enabled is the same, so the checkpoint has it too
         state.sgd.load_state_dict(payload["sgd"])
     state.step = int(payload["step"])
     rng = payload["rng"]

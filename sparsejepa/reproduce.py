@@ -9,6 +9,8 @@ The spec (default `checkpoints/reference_runs.yaml`) is YAML:
       optional: {clevr: {n_train: 10000, n_test: 5000}}  # probed only when the data is found
     runs:                           # release name -> overrides of this run
       jepa_s0: [sparsity.enabled=false, train.seed=0]
+      short_s0: [&short [train.epochs=2, optim.warmup_epochs=0.2], train.seed=0]
+      short_s1: [*short, train.seed=1]   # a YAML anchor shares overrides; nested lists flatten
 A dataset's sizes `{}` mean: the training sizes for the training set, the loader's defaults for
 any other. Each run trains into RUNS_DIR/NAME (resuming a stopped run exactly, skipping a finished
 one), writes RUNS_DIR/NAME/probe_DATASET.json per probe set (features cached beside the
@@ -42,11 +44,15 @@ class Spec:
 
 
 def _string_list(value, where: str) -> list[str]:
+    """A list of key=value strings; nested lists (a YAML alias `*name` of a shared list) are
+    flattened in place."""
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    flat = [v for item in value for v in (item if isinstance(item, list) else [item])] \
+        if isinstance(value, list) else None
+    if flat is None or not all(isinstance(v, str) for v in flat):
         raise ConfigError(f"{where}: expected a list of key=value strings, got {value!r}")
-    return value
+    return flat
 
 
 def _sizes(value, where: str) -> dict[str, dict]:

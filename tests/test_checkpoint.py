@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 from test_train import tiny_config, tiny_dataset
@@ -28,6 +30,19 @@ def test_resume_after_stop_equals_uninterrupted_run(tmp_path, sparse):
     assert all(torch.equal(a[k], b[k]) for k in a)
     sa, sb = full.adamw.state_dict()["state"], resumed.adamw.state_dict()["state"]
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_resume_with_other_settings_is_a_clear_error(tmp_path):
+    data = tiny_dataset()
+    train(tiny_config(), tmp_path, dataset=data, progress=False, stop_at=2)
+    with pytest.raises(CheckpointError, match=r"train.epochs: 3.0 -> 4.0.*--fresh"):
+        train(tiny_config(train={"epochs": 4}), tmp_path, dataset=data, progress=False)
+    with pytest.raises(CheckpointError, match=r"sparsity.enabled: True -> False"):
+        train(tiny_config(sparsity={"enabled": False}), tmp_path, dataset=data, progress=False)
+    # bookkeeping may change: the run continues
+    cfg = dataclasses.replace(tiny_config(train={"log_every": 3}), name="renamed")
+    state = train(cfg, tmp_path, dataset=data, progress=False)
+    assert state.step == state.total_steps
 
 
 def test_checkpoint_contents_and_atomic_write(tmp_path):

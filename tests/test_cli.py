@@ -70,8 +70,12 @@ def test_train_then_probe(tmp_path, tiny_yaml, capsys, monkeypatch):
     assert set(results["tasks"]) == {"shape", "count", "dist"}
     assert calls == [{"dataset": "shapes", "epochs": 2, "cache": out / "features_shapes.pt"}]
     # Training again in the same folder resumes (nothing left to do) instead of restarting.
-    main(["train", "--config", str(tiny_yaml), "--out", str(out), "--quiet"])
+    main(["train", "--config", str(tiny_yaml), "--set", "optim.lr=5e-4", "--out", str(out),
+          "--quiet"])
     assert (out / "metrics.jsonl").read_text().count("\n") == 2
+    # ... and other settings in the same folder are an error, not a silent mix of two runs
+    with pytest.raises(SystemExit, match=r"optim.lr: 0.0005 -> 0.001.*--fresh"):
+        main(["train", "--config", str(tiny_yaml), "--out", str(out), "--quiet"])
 
 
 @pytest.mark.parametrize(

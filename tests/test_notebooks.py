@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from sparsejepa import figures, release, reproduce
-from sparsejepa.config import ConfigError, load_config
+from sparsejepa.config import ConfigError, load_config, to_dict
 
 TINY = """
 name: tiny
@@ -125,12 +125,35 @@ def test_shipped_spec_loads_with_the_current_presets():
     assert {"cifar100", "shapes"} <= set(spec.probe_sets) and "clevr" in spec.optional_sets
 
 
+def test_spec_runs_share_overrides_through_a_yaml_anchor(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("preset: demo\nruns:\n  a: [&short [train.epochs=2, train.seed=0], x=1]\n"
+                    "  b: [*short, train.seed=1]\n")
+    spec = reproduce.load_spec(path)
+    assert spec.runs == {"a": ["train.epochs=2", "train.seed=0", "x=1"],
+                         "b": ["train.epochs=2", "train.seed=0", "train.seed=1"]}
+
+
+def test_shipped_releases_were_trained_with_the_spec_they_are_listed_under():
+    """Changing a preset must not silently re-label a shipped checkpoint: every release in
+    checkpoints/ has the config its spec entry gives today (the run name aside)."""
+    spec = reproduce.load_spec()
+    shipped = release.read_manifest(reproduce.DEFAULT_SPEC.parent)["entries"]
+    assert shipped, "no shipped releases"
+    for name, entry in shipped.items():
+        cfg = load_config(spec.preset, [*spec.common, *spec.runs[name]])
+        want = json.loads(json.dumps(to_dict(cfg)))
+        got = dict(entry["config"])
+        assert {**got, "name": None} == {**want, "name": None}, name
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("runs: {a: []}", "'preset' must name"),
         ("preset: demo\nruns: {}", "'runs' must map"),
         ("preset: demo\nruns: {a: x=1}", "expected a list of key=value"),
+        ("preset: demo\nruns: {a: [[x=1, [y=2]]]}", "expected a list of key=value"),
         ("preset: demo\nprobe: {datasets: {mnist: {}}}\nruns: {a: []}", "unknown dataset 'mnist'"),
         ("preset: demo\nprobe: {datasets: {shapes: {n: 3}}}\nruns: {a: []}", "only positive"),
         ("preset: demo\nextra: 1\nruns: {a: []}", "top-level keys"),

@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import batch_indices
-from ..checkpoint import CheckpointError, atomic_torch_save, code_version, read_payload
+from ..checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    check_resumable,
+    code_version,
+    read_payload,
+)
 from ..config import ConfigError
 from ..data import DatasetError
 from ..metrics import rankme
@@ -209,9 +215,7 @@ def load(path: str | Path, device="cpu") -> dict:
 
 
 def restore(state: TabState, payload: dict) -> None:
-    if payload["config"]["model"] != to_dict(state.cfg)["model"]:
-        raise CheckpointError("checkpoint model settings differ from the config; use --fresh or "
-                              "the checkpoint's own config")
+    check_resumable(payload["config"], to_dict(state.cfg))
     state.model.load_state_dict(payload["model"])
     if state.target is not None:
         state.target.load_state_dict(payload["target"])
