@@ -50,19 +50,24 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         epochs=p.get("epochs"),
         out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
-    return make_row(spec, name, run_dir, probe, train_s / 60, (time.perf_counter() - tic) / 60,
-                    torch.get_num_threads())
+    return make_row(spec, name, run_dir, probe=probe, train_min=train_s / 60,
+                    probe_min=(time.perf_counter() - tic) / 60, threads=torch.get_num_threads())
 
 
-def collect_variant(spec: dict, name: str, out_root: Path) -> dict:
-    """The row of a variant trained and probed elsewhere (`sparsejepa train` + `sparsejepa probe
-    --out RUN/probe_cifar100.json`, with the spec's probe settings): its config must be the
-    variant's and its run finished. Training minutes are summed from the log's intervals."""
+def collect_variant(spec: dict, name: str, out_root: Path, threads: int | None = None) -> dict:
+    """The row of a variant trained and probed elsewhere (`sparsejepa train --out OUT_ROOT/NAME`,
+    `sparsejepa probe --dataset cifar100 --out OUT_ROOT/NAME/probe_cifar100.json` with the spec's
+    probe settings): its config must be the variant's and its run finished. Training minutes are
+    the sum of the logged intervals (setup time, which `run_variant` counts, is left out)."""
     run_dir = out_root / name
     cfg = variant_config(spec, name)
-    checkpoint.check_resumable(checkpoint.load(run_dir / "ckpt.pt")["config"], to_dict(cfg))
+    saved = checkpoint.config_of(checkpoint.load(run_dir / "ckpt.pt"))
+    changes = checkpoint.config_changes(to_dict(saved), to_dict(cfg))
+    if changes:
+        raise SystemExit(f"{run_dir} is not variant {name}: {'; '.join(changes)}")
     logs = _logs(run_dir)
-    if logs[-1]["epoch"] < cfg.train.epochs - 1e-6:
+    steps_per_epoch = logs[-1]["step"] / logs[-1]["epoch"]
+    if logs[-1]["step"] < max(1, round(cfg.train.epochs * steps_per_epoch)):
         raise SystemExit(f"{run_dir} stopped at epoch {logs[-1]['epoch']:.2f}; finish it first")
     probe_file = run_dir / "probe_cifar100.json"
     if not probe_file.is_file():
@@ -70,15 +75,16 @@ def collect_variant(spec: dict, name: str, out_root: Path) -> dict:
                          f"--dataset cifar100 --out {probe_file}`")
     train_min = sum(cfg.train.log_every * cfg.train.batch_size / r["images_per_s"]
                     for r in logs) / 60
-    return make_row(spec, name, run_dir, json.loads(probe_file.read_text()), train_min, None,
-                    None)
+    return make_row(spec, name, run_dir, probe=json.loads(probe_file.read_text()),
+                    train_min=train_min, probe_min=None, threads=threads)
 
 
 def _logs(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def make_row(spec, name, run_dir, probe, train_min, probe_min, threads) -> dict:
+def make_row(spec: dict, name: str, run_dir: Path, *, probe: dict, train_min: float,
+             probe_min: float | None, threads: int | None) -> dict:
     logs = _logs(run_dir)
     row = {
         "name": name,
@@ -102,6 +108,17 @@ def make_row(spec, name, run_dir, probe, train_min, probe_min, threads) -> dict:
     return row
 
 
+def _rows(jsonl: Path) -> list[dict]:
+    return [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+
+
+def _append(jsonl: Path, rows: list[dict]) -> None:
+    with open(jsonl, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
 def table(rows: list[dict]) -> str:
     tasks = list(rows[0]["probe"]) if rows else []
     head = ["variant", "overrides", "train min", "img/s", "RankMe", "M total / between", "active"]
@@ -122,7 +139,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("spec")
     ap.add_argument("--only", nargs="+", default=None, help="variant names to run")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (with --collect: the threads the runs used, recorded)")
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--table", action="store_true", help="only (re)write the markdown table")
     ap.add_argument("--collect", action="store_true",
@@ -139,13 +157,15 @@ def main() -> None:
             raise SystemExit(
                 f"unknown variants {sorted(unknown)}; the spec has {list(spec['variants'])}"
             )
-        for name in args.only or spec["variants"]:
-            step = collect_variant if args.collect else run_variant
-            row = step(spec, name, Path(args.out) / stem)
-            with open(jsonl, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+        out_root, names = Path(args.out) / stem, args.only or list(spec["variants"])
+        if args.collect:  # every run checked before a row is written; rows already there kept
+            done = {row["name"] for row in _rows(jsonl)}
+            _append(jsonl, [collect_variant(spec, name, out_root, args.threads)
+                            for name in names if name not in done])
+        else:
+            for name in names:
+                _append(jsonl, [run_variant(spec, name, out_root)])
+    rows = _rows(jsonl)
     header = (
         f"# {stem}\n\nGenerated by `python experiments/recipe_search.py {args.spec} --table` "
         f"from `{jsonl.name}`. Base `{spec['base']}` with {spec.get('common', [])}; quick "

@@ -170,11 +170,12 @@ def config_of(payload: dict) -> Config:
         ) from None
 
 
-# Settings a resumed run may change: bookkeeping, where the data lives, the device and precision of
-# the machine it continues on, and the evaluation (probe., tabular eval.). Anything else changes
-# the run (train.epochs moves every schedule), so resuming would not continue it exactly.
-RESUMABLE_CHANGES = ("name", "data.path", "data.download", "train.device", "train.precision",
-                     "train.log_every", "train.rankme_every", "train.ckpt_every", "probe.", "eval.")
+# Settings a resumed run may change: bookkeeping, where the data lives, how the machine it continues
+# on runs it, and the evaluation. Anything else changes the run (train.epochs moves every
+# schedule), so resuming would not continue it exactly.
+RESUMABLE_KEYS = {"name", "data.path", "data.download", "train.device", "train.precision",
+                  "train.compile", "train.log_every", "train.rankme_every", "train.ckpt_every"}
+RESUMABLE_SECTIONS = ("probe.", "eval.")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -187,24 +188,30 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_resumable(saved_config: dict, config: dict) -> None:
-    """CheckpointError naming the settings in which `config` differs from the checkpoint's run
-    (both as nested dicts, `to_dict` of a config)."""
-    saved, now = _flat(saved_config), _flat(config)
-    changed = sorted(k for k in saved.keys() | now.keys()
-                     if saved.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES))
-    if changed:
-        diff = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+def config_changes(saved: dict, now: dict) -> list[str]:
+    """'key: old -> new' for each setting in which two configs (`to_dict` trees, the saved one
+    completed with this code's defaults) differ, apart from those a resumed run may change."""
+    a, b = _flat(saved), _flat(now)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)
+                  and k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
+
+
+def check_resumable(saved: dict, now: dict, source: str | Path = "the checkpoint") -> None:
+    """CheckpointError naming the settings in which `now` differs from the run of `source`."""
+    changes = config_changes(saved, now)
+    if changes:
         raise CheckpointError(
-            f"the checkpoint was trained with other settings ({diff}); resuming would not continue "
-            "that run. Use the original settings, or start a new run (another --out, or --fresh)"
+            f"{source} was trained with other settings ({'; '.join(changes)}); continuing it with "
+            "these would not resume that run. Use the run's own settings, or start a new run in "
+            "another folder (`sparsejepa train --fresh` overwrites this one)"
         )
 
 
-def restore(state, payload: dict) -> None:
+def restore(state, payload: dict, source: str | Path = "the checkpoint") -> None:
     """Load model, EMA target, optimisers, step and RNG states into a freshly built state whose
     config matches the checkpoint's (`check_resumable`)."""
-    check_resumable(payload["config"], to_dict(state.cfg))
+    check_resumable(to_dict(config_of(payload)), to_dict(state.cfg), source)
     state.student.load_state_dict(payload["student"])
     state.target.load_state_dict(payload["target"])
     state.adamw.load_state_dict(payload["adamw"])

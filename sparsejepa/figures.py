@@ -96,9 +96,18 @@ def group_of(r: Release) -> str:
 
 
 def ablation_runs(rs: list[Release]) -> list[Release]:
-    """The SparseJEPA runs and the JEPA runs trained as long as they were (notebook 07)."""
-    budgets = {epochs_of(r) for r in rs if lam_of(r) is not None}
-    return [r for r in rs if r.method != "Var-JEPA" and epochs_of(r) in budgets]
+    """The lambda sweep of notebook 07: the SparseJEPA and JEPA runs of the training length at
+    which the most lambda values were released (ties: the most runs), so that no point of the
+    sweep compares runs of different budgets."""
+    lams: dict[float, set] = {}
+    for r in rs:
+        if lam_of(r) is not None:
+            lams.setdefault(epochs_of(r), set()).add(lam_of(r))
+    if not lams:
+        return []
+    size = Counter(epochs_of(r) for r in rs if lam_of(r) is not None)
+    budget = max(lams, key=lambda e: (len(lams[e]), size[e]))
+    return [r for r in rs if r.method != "Var-JEPA" and epochs_of(r) == budget]
 
 
 def reference_lambda(rs: list[Release]) -> float | None:
@@ -244,9 +253,10 @@ def group_table(rs: list[Release]) -> str:
     for r in sparse_runs(rs):
         a, total = active(r)
         per_group = (r.group_matrix > 0).sum(axis=1)
-        rows.append([r.name, f"{lam_of(r):g}", seed_of(r), f"{a}/{total}",
+        rows.append([r.name, f"{lam_of(r):g}", f"{epochs_of(r):g}", seed_of(r), f"{a}/{total}",
                      " ".join(map(str, per_group)), f"{r.group_matrix.max():.3f}"])
-    header = ["release", "lambda", "seed", "active", "active latents per group", "max norm"]
+    header = ["release", "lambda", "epochs", "seed", "active", "active latents per group",
+              "max norm"]
     return _format(header, rows)
 
 
@@ -266,7 +276,8 @@ def plot_group_matrices(rs: list[Release]) -> Figure:
         zeros = np.argwhere(r.group_matrix == 0)
         ax.plot(zeros[:, 1], zeros[:, 0], "wx", ms=5)
         a, total = active(r)
-        ax.set_title(f"$\\lambda$={lam_of(r):g}, seed {seed_of(r)}: {a}/{total} active", fontsize=9)
+        ax.set_title(f"$\\lambda$={lam_of(r):g}, {epochs_of(r):g} ep, seed {seed_of(r)}: "
+                     f"{a}/{total} active", fontsize=9)
         ax.set_xlabel("latent j")
         ax.set_ylabel("channel group g")
     for ax in axes[len(runs):]:

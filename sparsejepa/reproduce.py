@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import data, release
-from .config import ConfigError, load_config
+from . import checkpoint, data, release
+from .config import ConfigError, load_config, to_dict
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "checkpoints" / "reference_runs.yaml"
 
@@ -128,8 +128,12 @@ def reproduce(
     missing = [n for n in names if n not in spec.runs]
     if missing:
         raise ConfigError(f"runs {missing} are not in the spec; it has {list(spec.runs)}")
-    for name in names:  # check every config before hours of training
-        load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+    for name in names:  # check every config, and each run folder it would resume, before training
+        cfg = load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+        ckpt = Path(runs_dir) / name / "ckpt.pt"
+        if ckpt.is_file():
+            saved = checkpoint.config_of(checkpoint.load(ckpt))
+            checkpoint.check_resumable(to_dict(saved), to_dict(cfg), ckpt)
     probe_sets = dict(spec.probe_sets)
     probe_sets.update({k: v for k, v in spec.optional_sets.items() if _available(k)})
     entries = {}

@@ -429,7 +429,7 @@ def train(
     ckpt_path = out / "ckpt.pt"
     source = Path(resume) if isinstance(resume, (str, Path)) else ckpt_path
     if resume and (isinstance(resume, (str, Path)) or ckpt_path.exists()):
-        checkpoint.restore(state, checkpoint.load(source, state.device))
+        checkpoint.restore(state, checkpoint.load(source, state.device), source)
     is_main = state.rank == 0
     if is_main:
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 
 from sparsejepa import figures, release, reproduce
+from sparsejepa.checkpoint import CheckpointError
 from sparsejepa.config import ConfigError, load_config, to_dict
 
 TINY = """
@@ -77,6 +79,15 @@ def test_reproduce_trains_probes_and_exports_every_run(released):
     assert again["jepa_s0"]["sha256"] == entries["jepa_s0"]["sha256"]
 
 
+def test_reproduce_refuses_other_settings_for_a_run_it_would_resume(released):
+    spec, runs, out, _ = released
+    manifest = (out / "MANIFEST.json").read_bytes()
+    with pytest.raises(CheckpointError, match=r"jepa_s0/ckpt.pt was trained with other settings "
+                                              r"\(optim.lr: 0.001 -> 0.01\)"):
+        reproduce.reproduce(spec, runs, out, only=["jepa_s0"], overrides=["optim.lr=0.01"])
+    assert (out / "MANIFEST.json").read_bytes() == manifest
+
+
 def test_notebooks_01_to_07_run_end_to_end(released, tmp_path):
     _, _, out, _ = released
     paths = [p for p in figures.notebook_paths() if p.name.startswith(OURS)]
@@ -93,6 +104,19 @@ def test_notebooks_01_to_07_run_end_to_end(released, tmp_path):
     assert "shapes/count [stand-in for Clevr/Count]" in table and "(n=2)" in table
     assert "0/16" in (tmp_path / "02_group_connectivity.txt").read_text()  # lambda 10 pruned all
     assert "881.2" in (tmp_path / "06_linear_jepa_vs_mae.txt").read_text()  # REFERENCE's value
+
+
+def test_lambda_ablation_keeps_one_training_length():
+    def run(method, epochs, lam=None):
+        sparsity = SimpleNamespace(enabled=lam is not None, lam=lam)
+        return SimpleNamespace(method=method, config=SimpleNamespace(
+            sparsity=sparsity, train=SimpleNamespace(epochs=epochs)))
+
+    sweep = [run("SparseJEPA", 2, lam) for lam in (0.0, 1.0, 1.0, 3.0)] + [run("JEPA", 2)]
+    longer = [run("SparseJEPA", 18, 1.0), run("SparseJEPA", 18, 1.0), run("JEPA", 18),
+              run("Var-JEPA", 2)]
+    assert figures.ablation_runs(sweep + longer) == sweep
+    assert figures.ablation_runs(longer[2:]) == []
 
 
 @pytest.mark.parametrize("path", OTHERS, ids=lambda p: p.name)

@@ -214,8 +214,8 @@ def load(path: str | Path, device="cpu") -> dict:
     return payload
 
 
-def restore(state: TabState, payload: dict) -> None:
-    check_resumable(payload["config"], to_dict(state.cfg))
+def restore(state: TabState, payload: dict, source: str | Path = "the checkpoint") -> None:
+    check_resumable(to_dict(from_dict(payload["config"])), to_dict(state.cfg), source)
     state.model.load_state_dict(payload["model"])
     if state.target is not None:
         state.target.load_state_dict(payload["target"])
@@ -249,7 +249,7 @@ def train(cfg: TabularConfig, out_dir: str | Path, *, resume: bool = True,
     state = build(cfg, table)
     ckpt = out / "ckpt.pt"
     if resume and ckpt.exists():
-        restore(state, load(ckpt, state.device))
+        restore(state, load(ckpt, state.device), ckpt)
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     fixed = (torch.as_tensor(table.x_num_train[:512], device=state.device),
              torch.as_tensor(table.x_cat_train[:512], device=state.device))
