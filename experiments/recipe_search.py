@@ -50,7 +50,7 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         epochs=p.get("epochs"),
         out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
-    return make_row(spec, name, run_dir, probe=probe, train_min=train_s / 60,
+    return make_row(spec, name, cfg, _logs(run_dir), probe=probe, train_min=train_s / 60,
                     probe_min=(time.perf_counter() - tic) / 60, threads=torch.get_num_threads())
 
 
@@ -75,7 +75,7 @@ def collect_variant(spec: dict, name: str, out_root: Path, threads: int | None =
                          f"--dataset cifar100 --out {probe_file}`")
     train_min = sum(cfg.train.log_every * cfg.train.batch_size / r["images_per_s"]
                     for r in logs) / 60
-    return make_row(spec, name, run_dir, probe=json.loads(probe_file.read_text()),
+    return make_row(spec, name, cfg, logs, probe=json.loads(probe_file.read_text()),
                     train_min=train_min, probe_min=None, threads=threads)
 
 
@@ -83,13 +83,13 @@ def _logs(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def make_row(spec: dict, name: str, run_dir: Path, *, probe: dict, train_min: float,
+def make_row(spec: dict, name: str, cfg, logs: list[dict], *, probe: dict, train_min: float,
              probe_min: float | None, threads: int | None) -> dict:
-    logs = _logs(run_dir)
     row = {
         "name": name,
         "overrides": spec["variants"][name],
         "steps": logs[-1]["step"],
+        "images": logs[-1]["step"] * cfg.train.batch_size,
         "train_min": round(train_min, 2),
         "images_per_s": round(statistics.median(r["images_per_s"] for r in logs[1:] or logs), 1),
         "threads": threads,

@@ -99,14 +99,13 @@ def ablation_runs(rs: list[Release]) -> list[Release]:
     """The lambda sweep of notebook 07: the SparseJEPA and JEPA runs of the training length at
     which the most lambda values were released (ties: the most runs), so that no point of the
     sweep compares runs of different budgets."""
-    lams: dict[float, set] = {}
+    lams: dict[float, list] = {}
     for r in rs:
         if lam_of(r) is not None:
-            lams.setdefault(epochs_of(r), set()).add(lam_of(r))
+            lams.setdefault(epochs_of(r), []).append(lam_of(r))
     if not lams:
         return []
-    size = Counter(epochs_of(r) for r in rs if lam_of(r) is not None)
-    budget = max(lams, key=lambda e: (len(lams[e]), size[e]))
+    budget = max(lams, key=lambda e: (len(set(lams[e])), len(lams[e])))
     return [r for r in rs if r.method != "Var-JEPA" and epochs_of(r) == budget]
 
 

@@ -48,10 +48,14 @@ def _string_list(value, where: str) -> list[str]:
     flattened in place."""
     if value is None:
         return []
-    flat = [v for item in value for v in (item if isinstance(item, list) else [item])] \
-        if isinstance(value, list) else None
-    if flat is None or not all(isinstance(v, str) for v in flat):
+    if not isinstance(value, list):
         raise ConfigError(f"{where}: expected a list of key=value strings, got {value!r}")
+    flat = []
+    for item in value:
+        flat.extend(item if isinstance(item, list) else [item])
+    if not all(isinstance(v, str) for v in flat):
+        raise ConfigError(f"{where}: expected a list of key=value strings (lists nested one level "
+                          f"at most), got {value!r}")
     return flat
 
 
@@ -128,8 +132,9 @@ def reproduce(
     missing = [n for n in names if n not in spec.runs]
     if missing:
         raise ConfigError(f"runs {missing} are not in the spec; it has {list(spec.runs)}")
-    for name in names:  # check every config, and each run folder it would resume, before training
-        cfg = load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+    configs = {name: load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides,
+                                               f"name={name}"]) for name in names}
+    for name, cfg in configs.items():  # check each run folder it would resume, before training
         ckpt = Path(runs_dir) / name / "ckpt.pt"
         if ckpt.is_file():
             saved = checkpoint.config_of(checkpoint.load(ckpt))
@@ -137,8 +142,7 @@ def reproduce(
     probe_sets = dict(spec.probe_sets)
     probe_sets.update({k: v for k, v in spec.optional_sets.items() if _available(k)})
     entries = {}
-    for name in names:
-        cfg = load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+    for name, cfg in configs.items():
         run_dir = Path(runs_dir) / name
         tic = time.perf_counter()
         train(cfg, run_dir, resume=True, progress=progress)
