@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench figures clean
+.PHONY: venv demo test test-slow lint bench reproduce figures clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: venv
 
 test-slow: venv
 	$(BIN)/pytest -m slow
+
+# Train, probe and export every run of checkpoints/reference_runs.yaml into checkpoints/ (hours on a
+# CPU: README, "Reproduction"); a stopped run resumes exactly, a finished one is only re-exported.
+reproduce: venv
+	$(BIN)/sparsejepa reproduce
 
 # Run every notebook (notebooks/NN_*.ipynb) headless against the released encoders in checkpoints/
 # (SPARSEJEPA_CHECKPOINTS overrides) and rewrite paper_figures/ (PNG, PDF and each printed table).

@@ -18,7 +18,7 @@
 #
 # **Claim.** The penalty (λ > 0) is what brings the gains; λ = 0 keeps the oi-VAE head (recon +
 # KL) without sparsity. For every released λ (SparseJEPA; JEPA as dashed lines): linear-probe
-# top-1 per task (`best`, mean over seeds), active group connections, and the total and
+# top-1 per task (`best_by_val`, mean over seeds), active group connections, and the total and
 # between-group multiinformation of the pooled features (as in notebook 04, with intervals), with
 # the JEPA runs trained as long as the SparseJEPA runs.
 

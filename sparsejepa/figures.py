@@ -97,15 +97,15 @@ def group_of(r: Release) -> str:
 
 def ablation_runs(rs: list[Release]) -> list[Release]:
     """The lambda sweep of notebook 07: the SparseJEPA and JEPA runs of the training length at
-    which the most lambda values were released (ties: the most runs), so that no point of the
-    sweep compares runs of different budgets."""
+    which the most lambda values were released (ties: the most runs, then the longest training),
+    so that no point of the sweep compares runs of different budgets."""
     lams: dict[float, list] = {}
     for r in rs:
         if lam_of(r) is not None:
             lams.setdefault(epochs_of(r), []).append(lam_of(r))
     if not lams:
         return []
-    budget = max(lams, key=lambda e: (len(set(lams[e])), len(lams[e])))
+    budget = max(lams, key=lambda e: (len(set(lams[e])), len(lams[e]), e))
     return [r for r in rs if r.method != "Var-JEPA" and epochs_of(r) == budget]
 
 
@@ -165,9 +165,12 @@ def _format(header: list[str], rows: list[list[str]]) -> str:
 # ----------------------------------------------------------------------------- 01 probes
 
 
-def probe_values(rs: list[Release], metric: str = "best") -> dict[str, dict[tuple, list[float]]]:
+def probe_values(
+    rs: list[Release], metric: str = "best_by_val"
+) -> dict[str, dict[tuple, list[float]]]:
     """{group: {(dataset, task): [top-1 per seed]}} from the probe results in the manifest.
-    metric: "best" (I-JEPA: best of 4 heads on test), "best_by_val" or "knn"."""
+    metric: "best_by_val" (the head chosen on a validation split), "best" (I-JEPA: best of 4
+    heads on test, optimistic) or "knn"."""
     out: dict[str, dict[tuple, list[float]]] = {}
     for r in rs:
         cells = out.setdefault(group_of(r), {})
@@ -183,7 +186,7 @@ def _column_name(dataset: str, task: str) -> str:
     return f"{dataset}/{task}"
 
 
-def probe_table(rs: list[Release], metric: str = "best") -> str:
+def probe_table(rs: list[Release], metric: str = "best_by_val") -> str:
     """Top-1 % per group and task, mean +- sd over seeds, with the reported numbers beside."""
     values = probe_values(rs, metric)
     columns = sorted({key for cells in values.values() for key in cells} | set(REPORTED))
@@ -201,7 +204,7 @@ def probe_table(rs: list[Release], metric: str = "best") -> str:
     return _format(header, rows) + "\n" + "\n".join(f"note: {n}" for n in notes)
 
 
-def plot_probes(rs: list[Release], metric: str = "best") -> Figure:
+def plot_probes(rs: list[Release], metric: str = "best_by_val") -> Figure:
     """Bars of mean top-1 per task and group, seeds as dots, reported numbers as hollow markers."""
     values = probe_values(rs, metric)
     columns = sorted({key for cells in values.values() for key in cells})
@@ -425,7 +428,7 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
 # ----------------------------------------------------------------------------- 07 lambda ablation
 
 
-def lambda_table(rs: list[Release], mi_rows: list[dict], metric: str = "best") -> str:
+def lambda_table(rs: list[Release], mi_rows: list[dict], metric: str = "best_by_val") -> str:
     """Per lambda (JEPA first): probe top-1 per task, active connections, total and between M."""
     mi = {row["release"]: row for row in mi_rows}
     keys = sorted({(d, t) for r in rs for d, res in r.probes.items() for t in res["tasks"]})
@@ -444,7 +447,9 @@ def lambda_table(rs: list[Release], mi_rows: list[dict], metric: str = "best") -
     return _format(header, body) + f"\nnote: top-1 % ({metric}), mean over seeds; M in nats"
 
 
-def plot_lambda_ablation(rs: list[Release], mi_rows: list[dict], metric: str = "best") -> Figure:
+def plot_lambda_ablation(
+    rs: list[Release], mi_rows: list[dict], metric: str = "best_by_val"
+) -> Figure:
     """Probe top-1 per task and multiinformation against lambda (symlog axis, 0 = VAE head only);
     JEPA as dashed horizontal lines."""
     sparse = [r for r in rs if lam_of(r) is not None]

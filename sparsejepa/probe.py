@@ -98,7 +98,7 @@ def cached_features(
     """
     fingerprint = _fingerprint(encoder, dataset) if cache_path is not None else ""
     if cache_path is not None and Path(cache_path).is_file():
-        with np.load(cache_path) as cached:
+        with np.load(cache_path, allow_pickle=False) as cached:
             if str(cached.get("fingerprint", "")) == fingerprint:
                 return {k: cached[k] for k in cached.files if k != "fingerprint"}, True
     features = {}

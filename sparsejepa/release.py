@@ -3,7 +3,7 @@
 A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_CHECKPOINTS) holds
     NAME.safetensors      the target encoder's state dict in float16 (half the bytes; the pooled
                           features move by 2e-4 relative, kNN accuracy unchanged: README,
-                          "Reference checkpoints"), metadata: the config sha256
+                          "Reproduction"), metadata: the config sha256
     NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
     MANIFEST.json         {"format": 1, "entries": {NAME: entry}}
 An entry records the file names with their sha256 and size, the full run config, the code version
@@ -96,11 +96,20 @@ def read_manifest(directory: str | Path | None = None) -> dict:
             f"{path} is not readable JSON ({err}); restore it from git or re-run "
             "`sparsejepa reproduce` / `sparsejepa export`"
         ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+            or not isinstance(manifest.get("entries"), dict)):
         raise ReleaseError(
             f"{path}: expected a manifest of format {FORMAT} with 'entries'; it was written by "
             "another version of sparsejepa or by hand"
         )
+    for name, entry in manifest["entries"].items():
+        missing = [k for k in ("file", "sha256", "config") if not isinstance(entry, dict)
+                   or k not in entry]
+        if missing:
+            raise ReleaseError(
+                f"{path}: entry {name!r} lacks {missing}; it was edited by hand. Restore the "
+                "manifest from git or re-export the run"
+            )
     return manifest
 
 
@@ -147,7 +156,8 @@ def export(
     probes = _probe_results(run_dir, probe_files)
     read_manifest(out)  # a broken manifest stops the export before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.to("cpu", RELEASE_DTYPE).contiguous() for k, v in payload["target"].items()}
+    weights = {k: v.to("cpu", RELEASE_DTYPE if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in payload["target"].items()}
     file = out / f"{name}.safetensors"
     tmp = file.with_name(file.name + ".tmp")
     # one metadata key: safetensors writes several in a random order, changing the sha256
@@ -244,13 +254,6 @@ def load(
     name, entry, folder = _resolve(name_or_path, directory)
     file = _verified(folder, entry["file"], entry["sha256"], "weights")
     try:
-        cfg = from_dict(entry["config"])
-    except ConfigError as err:
-        raise ReleaseError(
-            f"release {name!r}: its config does not fit this code version ({err}); use the code "
-            f"version it was trained with ({entry.get('code')}) or re-run the export"
-        ) from None
-    try:
         with safe_open(str(file), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             weights = {k: f.get_tensor(k) for k in f.keys()}
@@ -262,6 +265,13 @@ def load(
             "exported with (config sha256 differs); the manifest entry was edited or belongs to "
             "another file. Restore the manifest or re-export the run"
         )
+    try:
+        cfg = from_dict(entry["config"])
+    except ConfigError as err:
+        raise ReleaseError(
+            f"release {name!r}: its config does not fit this code version ({err}); use the code "
+            f"version it was trained with ({entry.get('code')}) or re-run the export"
+        ) from None
     encoder = checkpoint.encoder_from_config(cfg)
     try:
         encoder.load_state_dict(weights)

@@ -14,7 +14,9 @@ The spec (default `checkpoints/reference_runs.yaml`) is YAML:
 A dataset's sizes `{}` mean: the training sizes for the training set, the loader's defaults for
 any other. Each run trains into RUNS_DIR/NAME (resuming a stopped run exactly, skipping a finished
 one), writes RUNS_DIR/NAME/probe_DATASET.json per probe set (features cached beside the
-checkpoint) and exports NAME to the release folder with its timings. Rerunning is cheap.
+checkpoint) and exports NAME to the release folder with its timings (training seconds from
+`from_step`, the step it resumed at; a finished run keeps the times of its entry). Rerunning is
+cheap.
 """
 
 from __future__ import annotations
@@ -134,18 +136,20 @@ def reproduce(
         raise ConfigError(f"runs {missing} are not in the spec; it has {list(spec.runs)}")
     configs = {name: load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides,
                                                f"name={name}"]) for name in names}
+    start_steps = {}  # the step each existing run folder resumes from
     for name, cfg in configs.items():  # check each run folder it would resume, before training
         ckpt = Path(runs_dir) / name / "ckpt.pt"
         if ckpt.is_file():
-            saved = checkpoint.config_of(checkpoint.load(ckpt))
-            checkpoint.check_resumable(to_dict(saved), to_dict(cfg), ckpt)
+            payload = checkpoint.load(ckpt)
+            checkpoint.check_resumable(to_dict(checkpoint.config_of(payload)), to_dict(cfg), ckpt)
+            start_steps[name] = int(payload["step"])
     probe_sets = dict(spec.probe_sets)
     probe_sets.update({k: v for k, v in spec.optional_sets.items() if _available(k)})
     entries = {}
     for name, cfg in configs.items():
         run_dir = Path(runs_dir) / name
         tic = time.perf_counter()
-        train(cfg, run_dir, resume=True, progress=progress)
+        state = train(cfg, run_dir, resume=True, progress=progress)
         train_s = time.perf_counter() - tic
         files, probe_s = [], {}
         for dataset, sizes in probe_sets.items():
@@ -156,7 +160,10 @@ def reproduce(
             probe_s[dataset] = round(time.perf_counter() - tic, 1)
             files.append(out)
         timing = {"train_s": round(train_s, 1), "probe_s": probe_s,
-                  "threads": torch.get_num_threads()}
+                  "threads": torch.get_num_threads(), "from_step": start_steps.get(name, 0)}
+        previous = release.read_manifest(out_dir)["entries"].get(name, {}).get("timing")
+        if state.step == start_steps.get(name) and previous:
+            timing = previous  # finished earlier: nothing trained now, keep the times measured then
         entries[name] = release.export(run_dir, name, out_dir, probe_files=files, timing=timing)
         print(f"{name}: train {train_s:.0f} s, probes {probe_s} s, exported "
               f"{entries[name]['file']}", flush=True)

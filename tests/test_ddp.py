@@ -47,8 +47,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 def test_two_process_gloo_training_agrees(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    a = torch.load(tmp_path / "rank0.pt")
-    b = torch.load(tmp_path / "rank1.pt")
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert a["step"] == b["step"] == 3
     assert a["weights"].keys() == b["weights"].keys()
     for key in a["weights"]:

@@ -64,7 +64,8 @@ def test_reproduce_trains_probes_and_exports_every_run(released):
         assert set(entry["probes"]) == {"shapes"}  # CLEVR is optional and absent here
         assert set(entry["probes"]["shapes"]["tasks"]) == {"shape", "count", "dist"}
         assert (entry["group_matrix"] is None) == (not name.startswith("sparsejepa"))
-        assert entry["timing"]["train_s"] >= 0 and entry["config"]["name"] == name
+        assert entry["timing"]["train_s"] >= 0 and entry["timing"]["from_step"] == 0
+        assert entry["config"]["name"] == name
         assert (runs / name / "probe_shapes.json").is_file()
     lam10 = release.load("sparsejepa_lam10_s0", directory=out)
     lam1 = release.load("sparsejepa_s0", directory=out)
@@ -77,6 +78,7 @@ def test_reproduce_trains_probes_and_exports_every_run(released):
     again = reproduce.reproduce(spec, runs, out, only=["jepa_s0"], progress=False)
     assert release.sha256_of(runs / "jepa_s0" / "ckpt.pt") == ckpt
     assert again["jepa_s0"]["sha256"] == entries["jepa_s0"]["sha256"]
+    assert again["jepa_s0"]["timing"] == entries["jepa_s0"]["timing"]  # the times of its training
 
 
 def test_reproduce_refuses_other_settings_for_a_run_it_would_resume(released):
@@ -169,6 +171,19 @@ def test_shipped_releases_were_trained_with_the_spec_they_are_listed_under():
         want = json.loads(json.dumps(to_dict(cfg)))
         got = dict(entry["config"])
         assert {**got, "name": None} == {**want, "name": None}, name
+
+
+def test_shipped_releases_load_and_stay_compact():
+    """Every shipped release passes its sha256 and config checks and loads into its encoder; the
+    weights are float16 and checkpoints/ stays under 30 MB (issue: compact releases)."""
+    folder = reproduce.DEFAULT_SPEC.parent
+    names = release.releases(folder)
+    for name in names:
+        loaded = release.load(name, directory=folder)
+        assert loaded.probes and loaded.history, name
+        assert release.read_manifest(folder)["entries"][name]["dtype"] == "float16", name
+    total = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    assert total < 30e6, f"checkpoints/ holds {total / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,14 @@ def test_config_that_does_not_match_the_weights(exported):
     (out / "MANIFEST.json").write_text(json.dumps(manifest))
     with pytest.raises(ReleaseError, match="not the one sparse_s0.safetensors was exported with"):
         sparsejepa.load("sparse_s0", directory=out)
+    manifest["entries"]["sparse_s0"]["config"]["model"]["dept"] = 3  # a hand edit, unknown key
+    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match="not the one sparse_s0.safetensors was exported with"):
+        sparsejepa.load("sparse_s0", directory=out)
+    del manifest["entries"]["sparse_s0"]["sha256"]
+    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match=r"entry 'sparse_s0' lacks \['sha256'\]"):
+        sparsejepa.load("sparse_s0", directory=out)
 
 
 def test_weights_that_do_not_fit_their_config(exported):
