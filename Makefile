@@ -26,7 +26,8 @@ test-slow: venv
 	$(BIN)/pytest -m slow
 
 # Train, probe and export every run of checkpoints/reference_runs.yaml into checkpoints/ (hours on a
-# CPU: README, "Reproduction"); a stopped run resumes exactly, a finished one is only re-exported.
+# CPU: README, "Reproduction"); a stopped run resumes exactly, a finished one is re-probed
+# (features cached) and re-exported.
 reproduce: venv
 	$(BIN)/sparsejepa reproduce
 
