@@ -16,7 +16,7 @@ import torch
 
 from sparsejepa.augment import batch_indices, normalize, random_resized_crop
 from sparsejepa.data import load_dataset
-from sparsejepa.probe import knn_probe, linear_probe
+from sparsejepa.probe import knn_probe
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -30,7 +30,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--probe-epochs", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -58,12 +57,6 @@ def main() -> None:
     train_x, test_x = torch.randn(50000, 768, generator=gen), torch.randn(10000, 768, generator=gen)
     train_y = torch.randint(0, 100, (50000,), generator=gen)
     test_y = torch.randint(0, 100, (10000,), generator=gen)
-    for batchnorm in (False, True):
-        name = "bn_linear" if batchnorm else "linear"
-        result = linear_probe(
-            train_x, train_y, test_x, test_y, 100, batchnorm=batchnorm, epochs=args.probe_epochs
-        )
-        out[f"{name}_probe_50000x768_100cls_3wd_s"] = result["train_s"]
     out["knn_probe_50000x768_vs_10000_s"] = timed(
         lambda: knn_probe(train_x, train_y, test_x, test_y, 100)
     )

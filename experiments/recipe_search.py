@@ -2,7 +2,7 @@
 and keep the evidence (one JSON line per run, a markdown table generated from them).
 
 A spec is a YAML file: `base` (a preset), `common` (overrides for every variant), `probe`
-(n_train / n_test / epochs of the quick probe) and `variants` (name -> list of `key=value`
+(n_train / n_test of the quick probe) and `variants` (name -> list of `key=value`
 overrides). Variants run one after another in this process; run several processes with `--only`
 to use several cores.
 
@@ -47,7 +47,6 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         run_dir / "ckpt.pt",
         n_train=p.get("n_train"),
         n_test=p.get("n_test"),
-        epochs=p.get("epochs"),
         out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
     return make_row(spec, name, cfg, _logs(run_dir), probe=probe, train_min=train_s / 60,

@@ -24,7 +24,6 @@ def probe_checkpoint(
     dataset_name: str | None = None,
     data_path: str | None = None,
     out: str | Path | None = None,
-    epochs: int | None = None,
     device: str = "auto",
     download: bool = False,
     n_train: int | None = None,
@@ -61,8 +60,6 @@ def probe_checkpoint(
             device=dev,
             cache_path=cache,
             seed=cfg.train.seed,
-            epochs=epochs or cfg.probe.epochs,
-            batch_size=cfg.probe.batch_size,
         )
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +69,7 @@ def probe_checkpoint(
 
 def _probe(args) -> None:
     results = probe_checkpoint(
-        args.ckpt, args.dataset, args.data_path, args.out, args.epochs, args.device, args.download
+        args.ckpt, args.dataset, args.data_path, args.out, args.device, args.download
     )
     print(json.dumps(results, indent=2))
 
@@ -163,7 +160,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--download", action="store_true",
                    help="download the official CIFAR-100 archive (md5-checked) if not found")
     p.add_argument("--out", default=None, help="write the results JSON here")
-    p.add_argument("--epochs", type=int, default=None, help="linear-probe epochs")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_probe)
 

@@ -126,9 +126,12 @@ class TrainConfig:
 
 @dataclass
 class ProbeConfig:
-    epochs: int = 100
-    batch_size: int = 256
-    tasks: list[str] | None = None
+    tasks: list[str] | None = None  # None: every task of the probe set
+
+
+# Keys of earlier versions that no longer mean anything; stored configs (checkpoints, releases)
+# still hold them, so they are dropped on reading instead of being unknown-key errors.
+RETIRED_KEYS = {"probe.epochs", "probe.batch_size"}  # the Adam probe's; the probe is now L-BFGS
 
 
 @dataclass
@@ -201,6 +204,8 @@ def _update(obj, values: dict, prefix: str = "") -> None:
     known = {f.name for f in dataclasses.fields(obj)}
     for key, value in values.items():
         full = f"{prefix}{key}"
+        if full in RETIRED_KEYS:
+            continue
         if key not in known:
             raise ConfigError(f"unknown config key '{full}'; valid keys here: {sorted(known)}")
         current = getattr(obj, key)

@@ -4,7 +4,6 @@ The spec (default `checkpoints/reference_runs.yaml`) is YAML:
     preset: cifar100_cpu            # preset name, or a YAML file (relative to the spec's folder)
     set: []                         # overrides applied to every run
     probe:
-      epochs: null                  # linear-probe epochs (null: the config's probe.epochs)
       datasets: {cifar100: {}, shapes: {n_train: 20000, n_test: 5000}}  # dataset -> sizes
       optional: {clevr: {n_train: 10000, n_test: 5000}}  # probed only when the data is found
     runs:                           # release name -> overrides of this run
@@ -42,7 +41,6 @@ class Spec:
     runs: dict[str, list[str]]
     probe_sets: dict[str, dict]
     optional_sets: dict[str, dict]
-    probe_epochs: int | None
 
 
 def _string_list(value, where: str) -> list[str]:
@@ -96,16 +94,12 @@ def load_spec(path: str | Path = DEFAULT_SPEC) -> Spec:
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{path}: 'runs' must map release names to lists of overrides")
     probe = raw.get("probe") or {}
-    epochs = probe.get("epochs")
-    if epochs is not None and not (isinstance(epochs, int) and epochs > 0):
-        raise ConfigError(f"{path}: probe.epochs must be a positive integer or null")
     return Spec(
         preset=preset,
         common=_string_list(raw.get("set"), f"{path}: set"),
         runs={name: _string_list(sets, f"{path}: runs.{name}") for name, sets in runs.items()},
         probe_sets=_sizes(probe.get("datasets"), f"{path}: probe.datasets"),
         optional_sets=_sizes(probe.get("optional"), f"{path}: probe.optional"),
-        probe_epochs=epochs,
     )
 
 
@@ -155,8 +149,8 @@ def reproduce(
         for dataset, sizes in probe_sets.items():
             tic = time.perf_counter()
             out = run_dir / f"probe_{dataset}.json"
-            probe_checkpoint(run_dir / "ckpt.pt", dataset, out=out, epochs=spec.probe_epochs,
-                             device=cfg.train.device, **sizes)
+            probe_checkpoint(run_dir / "ckpt.pt", dataset, out=out, device=cfg.train.device,
+                             **sizes)
             probe_s[dataset] = round(time.perf_counter() - tic, 1)
             files.append(out)
         timing = {"train_s": round(train_s, 1), "probe_s": probe_s,

@@ -13,7 +13,6 @@ mask: {min_keep: 2}
 sparsity: {enabled: true, latent_dim: 4, groups: 4, group_latent: 2, hidden: 8}
 data: {dataset: shapes, n_train: 64, n_test: 32}
 train: {epochs: 1, batch_size: 32, device: cpu, precision: fp32, log_every: 1}
-probe: {epochs: 2, batch_size: 32}
 """
 
 
@@ -29,12 +28,12 @@ def _fake_probes(calls):
     CLI hands over works on the dataset, and returns results in run_probes' layout."""
 
     def run_probes(
-        encoder, dataset, *, tasks=None, device, cache_path=None, seed=0, epochs=20, batch_size=256
+        encoder, dataset, *, tasks=None, device, cache_path=None, seed=0
     ):
         images = torch.randn(4, 3, 32, 32)
         outs = encoder.layer_outputs(images, 4 if len(encoder.blocks) >= 4 else 1)
         assert outs[-1].shape == (4, 16, 32) and not encoder.training
-        calls.append({"dataset": dataset.name, "epochs": epochs, "cache": cache_path})
+        calls.append({"dataset": dataset.name, "seed": seed, "cache": cache_path})
         return {
             "tasks": {
                 t: {"best": {"top1": 50.0}, "knn": {"top1": 40.0}}
@@ -68,7 +67,7 @@ def test_train_then_probe(tmp_path, tiny_yaml, capsys, monkeypatch):
     main(["probe", "--ckpt", str(out / "ckpt.pt"), "--out", str(tmp_path / "probe.json")])
     results = json.loads((tmp_path / "probe.json").read_text())
     assert set(results["tasks"]) == {"shape", "count", "dist"}
-    assert calls == [{"dataset": "shapes", "epochs": 2, "cache": out / "features_shapes.pt"}]
+    assert calls == [{"dataset": "shapes", "seed": 0, "cache": out / "features_shapes.pt"}]
     # Training again in the same folder resumes (nothing left to do) instead of restarting.
     main(["train", "--config", str(tiny_yaml), "--set", "optim.lr=5e-4", "--out", str(out),
           "--quiet"])

@@ -23,7 +23,6 @@ sparsity: {enabled: false, latent_dim: 4, groups: 4, group_latent: 2, hidden: 8,
 data: {dataset: shapes, n_train: 96, n_test: 160}
 train: {epochs: 2, batch_size: 32, device: cpu, precision: fp32, log_every: 1, rankme_every: 1,
         ckpt_every: 100}
-probe: {epochs: 2, batch_size: 32}
 """
 
 SPEC = """

@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
 
 from sparsejepa.data import make_shapes
-from sparsejepa.probe import extract_features, knn_probe, linear_probe, run_probes
+from sparsejepa.probe import (
+    WEIGHT_DECAYS,
+    extract_features,
+    fit_softmax,
+    knn_probe,
+    linear_probe,
+    run_probes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,16 +64,18 @@ def linear_task(n: int, dim: int = 32, classes: int = 5, seed: int = 0):
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_linear_probe_learns_a_linear_rule(batchnorm):
     x, y = linear_task(3000)
-    args = (x[:2000], y[:2000], x[2000:], y[2000:], 5)
-    result = linear_probe(*args, batchnorm=batchnorm, epochs=30, batch_size=256)
+    result = linear_probe(x[:2000], y[:2000], x[2000:], y[2000:], 5, batchnorm=batchnorm)
     assert result["top1"] > 88 and result["top5"] == 100.0
-    assert result["weight_decay"] in (1e-4, 1e-3, 1e-2) and len(result["val_top1"]) == 3
+    assert result["weight_decay"] in WEIGHT_DECAYS
+    assert result["C"] == pytest.approx(1 / (result["weight_decay"] * 2000))
+    assert set(result["val_top1"]) <= {f"{wd:g}" for wd in WEIGHT_DECAYS}
 
 
 def test_linear_probe_stays_at_chance_on_random_labels():
     x, _ = linear_task(3000)
     y = torch.randint(0, 5, (3000,), generator=torch.Generator().manual_seed(1))
-    result = linear_probe(x[:2000], y[:2000], x[2000:], y[2000:], 5, epochs=30, batch_size=256)
+    with pytest.warns(UserWarning, match="chose weight decay 0.1, an end of its grid"):
+        result = linear_probe(x[:2000], y[:2000], x[2000:], y[2000:], 5)  # no signal: strongest
     assert result["top1"] < 20 + 5  # chance is 20 %, one standard error is about 1.3 %
 
 
@@ -73,11 +83,58 @@ def test_linear_probe_is_deterministic_by_seed():
     x, y = linear_task(600, seed=3)
     y = torch.where(torch.rand(600, generator=torch.Generator().manual_seed(0)) < 0.3, 0, y)
     args = (x[:400], y[:400], x[400:], y[400:], 5)
-    a = linear_probe(*args, epochs=3, batch_size=64, min_steps=0, seed=0)
-    b = linear_probe(*args, epochs=3, batch_size=64, min_steps=0, seed=0)
-    c = linear_probe(*args, epochs=3, batch_size=64, min_steps=0, seed=1)
+    a, b, c = (linear_probe(*args, seed=seed) for seed in (0, 0, 1))
     a.pop("train_s"), b.pop("train_s"), c.pop("train_s")
-    assert a == b and a != c
+    assert a == b and a["val_top1"] != c["val_top1"]  # the seed draws the held-out split
+
+
+def noisy_task(n: int = 1500, dim: int = 20, classes: int = 4, seed: int = 0):
+    """Overlapping classes on correlated features: the L2 penalty decides the optimum."""
+    generator = torch.Generator().manual_seed(seed)
+    mix = torch.randn(dim, dim, generator=generator)
+    x = torch.randn(n, dim, generator=generator) @ mix
+    y = (x @ torch.randn(dim, classes, generator=generator) / dim**0.5
+         + 2 * torch.randn(n, classes, generator=generator)).argmax(1)  # fmt: skip
+    return x, y
+
+
+@pytest.mark.parametrize("weight_decay", [1e-1, 1e-3])
+def test_fit_softmax_reaches_scikit_learns_optimum(weight_decay):
+    x, y = noisy_task()
+    x = (x - x.mean(0)) / x.std(0)
+    wb, _ = fit_softmax(x, y, 4, weight_decay, tol=1e-10)
+    wb_default, _ = fit_softmax(x, y, 4, weight_decay)
+    reference = LogisticRegression(C=1 / (weight_decay * len(x)), tol=1e-10, max_iter=10_000)
+    reference.fit(x.double().numpy(), y.numpy())
+    w_ref = torch.from_numpy(reference.coef_.T).float()
+    b_ref = torch.from_numpy(reference.intercept_).float()
+
+    def objective(w, b):
+        return F.cross_entropy(x @ w + b, y) + 0.5 * weight_decay * w.pow(2).sum()
+
+    # softmax is invariant to a shift shared by all classes: compare centred logits
+    logits, logits_ref = x @ wb[:-1] + wb[-1], x @ w_ref + b_ref
+    centred = lambda z: z - z.mean(1, keepdim=True)  # noqa: E731
+    assert objective(wb[:-1], wb[-1]) <= objective(w_ref, b_ref) + 1e-6
+    assert objective(wb_default[:-1], wb_default[-1]) <= objective(w_ref, b_ref) * (1 + 1e-4)
+    # float32 solve: logits agree to ~1e-3 of their scale (~5)
+    torch.testing.assert_close(centred(logits), centred(logits_ref), atol=5e-3, rtol=0)
+
+
+def test_linear_probe_matches_scikit_learn_at_its_chosen_penalty():
+    x, y = noisy_task(2500)
+    result = linear_probe(x[:2000], y[:2000], x[2000:], y[2000:], 4, batchnorm=True)
+    mean, std = x[:2000].mean(0), x[:2000].std(0)
+    reference = LogisticRegression(C=result["C"], tol=1e-10, max_iter=10_000)
+    reference.fit(((x[:2000] - mean) / std).numpy(), y[:2000].numpy())
+    top1 = 100 * reference.score(((x[2000:] - mean) / std).numpy(), y[2000:].numpy())
+    assert abs(result["top1"] - top1) <= 0.3
+
+
+def test_linear_probe_warns_when_the_choice_is_at_the_grid_end():
+    x, y = linear_task(1000)
+    with pytest.warns(UserWarning, match="end of its grid"):
+        linear_probe(x[:800], y[:800], x[800:], y[800:], 5, weight_decays=(10.0, 1.0))
 
 
 def test_probe_input_errors():
@@ -140,9 +197,8 @@ def test_run_probes_with_a_fake_encoder_and_the_feature_cache(tmp_path):
     dataset = make_shapes(n_train=300, n_test=100, seed=1)
     encoder = FakeEncoder(dim=8, depth=5)
     cache = tmp_path / "features" / "step100.npz"
-    options = {"epochs": 2, "batch_size": 64, "min_steps": 0}
     with torch.no_grad():  # as a caller holding the frozen encoder might
-        result = run_probes(encoder, dataset, cache_path=cache, **options)
+        result = run_probes(encoder, dataset, cache_path=cache)
     json.dumps(result)  # serialisable
     assert result["feature_dims"] == {"last": 8, "last4": 32} and not result["from_cache"]
     assert set(result["tasks"]) == {"shape", "count", "dist"}
@@ -154,7 +210,7 @@ def test_run_probes_with_a_fake_encoder_and_the_feature_cache(tmp_path):
         assert res["best_by_val"]["probe"] in probes and 0 <= res["knn"]["top1"] <= 100
         assert res["knn"]["k"] == 20 and classes >= 5
     calls = encoder.calls
-    again = run_probes(encoder, dataset, tasks=["count"], cache_path=cache, **options)
+    again = run_probes(encoder, dataset, tasks=["count"], cache_path=cache)
     assert again["from_cache"] and encoder.calls == calls
     for run in (again, result):  # same features and seed: same numbers, except the timings
         for values in run["tasks"]["count"].values():
@@ -162,7 +218,7 @@ def test_run_probes_with_a_fake_encoder_and_the_feature_cache(tmp_path):
     assert again["tasks"]["count"] == result["tasks"]["count"]
     with torch.no_grad():
         encoder.embed.weight.add_(0.1)  # new weights: the cache no longer matches
-    third = run_probes(encoder, dataset, tasks=["count"], cache_path=cache, **options)
+    third = run_probes(encoder, dataset, tasks=["count"], cache_path=cache)
     assert not third["from_cache"] and encoder.calls > calls
     with pytest.raises(ValueError, match="unknown tasks"):
         run_probes(encoder, dataset, tasks=["fine"])
