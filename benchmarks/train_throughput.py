@@ -1,17 +1,22 @@
-"""Images/s of a full (Sparse)JEPA training step on the current device; JSON to stdout.
+"""Images/s, FLOPs and MFU of a full (Sparse)JEPA training step on the current device; JSON.
 
-Default geometry: ViT-Tiny/4 at 32x32, batch 128, predictor depth 6 width 96, 4 targets. A step is
-`sample_batch` (indices, crop, masks, noise) + `train_step` (forward, backward, AdamW, prox, EMA).
+Geometry `benchmark` (default): ViT-Tiny/4 at 32x32, batch 128, predictor depth 6 width 96, 4
+targets; `cpu_preset`: the model and masks of the `cifar100_cpu` preset. A step is `sample_batch`
+(indices, crop, masks, noise) + `train_step` (forward, backward, AdamW, prox, EMA). FLOPs of one
+step are counted by torch.utils.flop_counter (matmuls, convolutions, attention; forward and
+backward), and the machine's matmul peak is measured in the same run (a 2048^3 GEMM per
+precision), so each result carries gflop_per_image, achieved gflop_s and mfu = gflop_s / peak.
 `--official DIR` also times the official I-JEPA step (facebookresearch/ijepa checkout at DIR: its
 ViT, predictor, multi-block collator, smooth-L1 loss, AdamW and EMA; the collator runs untimed, as
 in its loader workers) at the same geometry in the same run, interleaved with ours method by method,
 and prints our images/s over its images/s per precision.
 Usage: python benchmarks/train_throughput.py [--threads 2] [--steps 8] [--precisions fp32 bf16]
-       [--official ../shared/anchors/ijepa]
+       [--geometry benchmark|cpu_preset] [--official ../shared/anchors/ijepa]
 """
 
 import argparse
 import copy
+import functools
 import json
 import logging
 import platform
@@ -22,8 +27,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-from sparsejepa.config import apply_overrides, from_dict
+from sparsejepa.config import apply_overrides, from_dict, load_config, to_dict
 from sparsejepa.data import ImageDataset
 from sparsejepa.train import build, resolve_device, sample_batch, train_step
 
@@ -56,12 +62,42 @@ def _summary(times: list[float], cpu_times: list[float], batch: int) -> dict:
     }
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def matmul_peak(precision: str, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n x n GEMM in `precision`, the median of `repeats` after a warm-up."""
+    a, b = (torch.randn(n, n, device=device, dtype=DTYPES[precision]) for _ in range(2))
+    times = []
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - tic)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _flops(step_fn, step: int, prepared) -> int:
+    """FLOPs of one call step_fn(step, prepared) (forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        step_fn(step, prepared)
+    return counter.get_total_flops()
+
+
 def _timed(step_fn, args) -> dict:
-    """Run step_fn(i) warmup + steps times; the timing summary of the last `steps`."""
+    """Run step_fn(i) warmup + steps times; the timing summary of the last `steps`, with the
+    FLOPs of the first step per image."""
     times, cpu_times = [], []
     cuda = torch.cuda.is_available() and args.device != "cpu"
     for i in range(args.warmup + args.steps):
         prepared = step_fn.prepare(i) if hasattr(step_fn, "prepare") else None
+        if i == 0:
+            flops = _flops(step_fn, i, prepared)
+            continue
         if cuda:
             torch.cuda.synchronize()
         tic, cpu_tic = time.perf_counter(), time.process_time()
@@ -71,13 +107,26 @@ def _timed(step_fn, args) -> dict:
         if i >= args.warmup:
             times.append(time.perf_counter() - tic)
             cpu_times.append(time.process_time() - cpu_tic)
-    return _summary(times, cpu_times, args.batch)
+    summary = _summary(times, cpu_times, args.batch)
+    summary["gflop_per_image"] = round(flops / args.batch / 1e9, 3)
+    summary["gflop_s"] = round(flops / 1e9 / summary["median_step_s"], 1)
+    return summary
+
+
+def geometry(name: str) -> dict:
+    """Model and mask settings of a benchmark geometry (see the module docstring)."""
+    if name == "cpu_preset":
+        preset = to_dict(load_config("cifar100_cpu"))
+        return {"model": preset["model"], "mask": preset["mask"]}
+    return {
+        "model": {"width": 192, "depth": 12, "heads": 3, "pred_width": 96, "pred_depth": 6},
+        "mask": {"num_targets": 4},
+    }
 
 
 def measure(sparse: bool, precision: str, args) -> dict:
     values = {
-        "model": {"width": 192, "depth": 12, "heads": 3, "pred_width": 96, "pred_depth": 6},
-        "mask": {"num_targets": 4},
+        **geometry(args.geometry),
         "sparsity": {"enabled": sparse},
         "train": {
             "batch_size": args.batch,
@@ -100,17 +149,22 @@ class OfficialStep:
         sys.path.insert(0, root)
         logging.disable(logging.WARNING)
         from src.masks.multiblock import MaskCollator
-        from src.models.vision_transformer import vit_predictor, vit_tiny
+        from src.models.vision_transformer import VisionTransformer, vit_predictor
 
         self.device = resolve_device(args.device)
         torch.manual_seed(0)
-        self.encoder = vit_tiny(patch_size=4, img_size=[32]).to(self.device)
+        m = {"heads": 3, "pred_width": 96, "pred_depth": 6, **geometry(args.geometry)["model"]}
+        self.encoder = VisionTransformer(
+            img_size=[32], patch_size=4, embed_dim=m["width"], depth=m["depth"],
+            num_heads=m["heads"], mlp_ratio=4, qkv_bias=True,
+            norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6),
+        ).to(self.device)  # fmt: skip
         self.predictor = vit_predictor(
             num_patches=self.encoder.patch_embed.num_patches,
             embed_dim=self.encoder.embed_dim,
-            predictor_embed_dim=96,
-            depth=6,
-            num_heads=self.encoder.num_heads,
+            predictor_embed_dim=m["pred_width"],
+            depth=m["pred_depth"],
+            num_heads=m["heads"],
         ).to(self.device)
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         params = [*self.encoder.parameters(), *self.predictor.parameters()]
@@ -164,6 +218,7 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=None, help="fp32 and/or bf16")
     p.add_argument("--methods", nargs="+", default=["SparseJEPA", "JEPA"])
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--geometry", default="benchmark", choices=["benchmark", "cpu_preset"])
     p.add_argument("--official", default=None, help="facebookresearch/ijepa checkout to time too")
     p.add_argument("--set", action="append", default=[], help="config override key=value")
     args = p.parse_args()
@@ -171,12 +226,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     precisions = args.precisions or (["bf16"] if device.type == "cuda" else ["fp32", "bf16"])
+    peaks = {prec: round(matmul_peak(prec, device), 1) for prec in precisions}
     results = []
     for prec in precisions:
         for method in args.methods:
             results.append(measure(method == "SparseJEPA", prec, args))
         if args.official:
             results.append(measure_official(args.official, prec, args))
+    for r in results:
+        r["mfu"] = round(r["gflop_s"] / peaks[r["precision"]], 3)
     ratios = {
         f"{r['method']}/official {r['precision']}": round(
             r["images_per_s"] / o["images_per_s"], 3
@@ -196,7 +254,8 @@ def main() -> None:
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
                 "batch": args.batch,
-                "geometry": "ViT-Tiny/4 32x32, predictor 96x6, 4 targets",
+                "geometry": args.geometry,
+                "matmul_peak_gflop_s": peaks,
                 "overrides": args.set,
                 "results": results,
                 "ratio_to_official": ratios,

@@ -27,7 +27,7 @@ from sparsejepa.data import ImageDataset
 
 FEATURE_SETS = ("last", "last4")
 HEADS = ("linear", "bn_linear")
-WEIGHT_DECAYS = tuple(10.0**e for e in range(-1, -8, -1))  # 1e-1 ... 1e-7
+WEIGHT_DECAYS = tuple(10.0**e for e in range(-1, -10, -1))  # 1e-1 ... 1e-9
 
 
 # ----------------------------------------------------------------------------- features
