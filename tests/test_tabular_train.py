@@ -10,7 +10,7 @@ from test_checkpoint import PickleThatWritesAFile
 from sparsejepa.checkpoint import CheckpointError
 from sparsejepa.cli import main
 from sparsejepa.config import ConfigError
-from sparsejepa.tabular.config import from_dict, load_config, presets
+from sparsejepa.tabular.config import from_dict, load_config, presets, to_dict
 from sparsejepa.tabular.data import load_table
 from sparsejepa.tabular.evaluate import evaluate, selective_accuracy
 from sparsejepa.tabular.experiment import markdown, run_comparison
@@ -58,9 +58,15 @@ def test_feature_masks_never_overlap_the_context():
 
 
 def test_presets_parse_and_errors_name_the_fix():
-    assert {"breast_cancer", "wine", "digits", "mixture", "adult", "covertype"} <= set(presets())
+    assert {"breast_cancer", "wine", "digits", "mixture", "simulation", "adult", "mnist",
+            "covertype"} <= set(presets())
     for name in presets():
         load_config(name)
+    with pytest.raises(ConfigError, match="eval.pools"):
+        load_config("wine", ["eval.pools=[max]"])
+    old = to_dict(load_config("wine"))
+    old["eval"]["pool"] = old["eval"].pop("pools")[1]  # a config saved before eval.pools
+    assert from_dict(old).eval.pools == ["reg"]
     with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
         load_config("wine", ["model.widht=3"])
     with pytest.raises(ConfigError, match=r"tabular config 'nope' not found.*'wine'"):

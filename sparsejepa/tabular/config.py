@@ -159,6 +159,10 @@ def _check(cfg: TabularConfig) -> None:
 
 
 def from_dict(values: dict) -> TabularConfig:
+    old = values.get("eval", {})
+    if "pool" in old:  # configs saved before eval.pools measured both embeddings
+        new = {k: v for k, v in old.items() if k != "pool"}
+        values = {**values, "eval": {**new, "pools": [old["pool"]]}}
     return core.from_dict(values, cls=TabularConfig, check=_check)
 
 
