@@ -78,7 +78,7 @@ def test_adult_reads_the_uci_format(tmp_path):
 def test_adult_bad_and_missing_files(tmp_path):
     bad = tmp_path / "bad.data"
     bad.write_text("1, 2, 3\n")
-    with pytest.raises(DatasetError, match="adult.data format"):
+    with pytest.raises(DatasetError, match="UCI adult format"):
         load_table(TableConfig(name="adult", path=str(bad)))
     labels = tmp_path / "labels.data"
     labels.write_text(ADULT_ROW.format(label="maybe") * 4)
@@ -86,6 +86,106 @@ def test_adult_bad_and_missing_files(tmp_path):
         load_table(TableConfig(name="adult", path=str(labels)))
     with pytest.raises(DatasetError, match="does not exist"):
         load_table(TableConfig(name="adult", path=str(tmp_path / "nope.data")))
+
+
+def _adult_folder(folder, n_train=40, n_test=12):
+    """adult.data and adult.test as UCI ships them: '?' for missing values, the test file's
+    '|1x3 Cross validator' first line and labels with a trailing period, a category seen only in
+    the test file, blank trailing lines."""
+    folder.mkdir(exist_ok=True)
+    _adult_file(folder / "adult.data", n_train)
+    text = (folder / "adult.data").read_text().splitlines(keepends=True)
+    text[0] = text[0].replace("State-gov", "?")  # missing workclass
+    text[1] = text[1].replace(" 77516,", " ?,")  # a missing numeric value (fnlwgt)
+    (folder / "adult.data").write_text("".join(text) + "\n")
+    rows = [ADULT_ROW.format(label="<=50K." if i % 2 else ">50K.").replace("39", str(30 + i), 1)
+            for i in range(n_test)]
+    rows[0] = rows[0].replace("United-States", "Holand-Netherlands")
+    (folder / "adult.test").write_text("|1x3 Cross validator\n" + "".join(rows) + "\n\n")
+    return folder
+
+
+def test_adult_folder_uses_the_official_split(tmp_path):
+    folder = _adult_folder(tmp_path / "adult")
+    t = load_table(TableConfig(name="adult", path=str(folder)))
+    assert (len(t.y_train), len(t.y_test)) == (40, 12)  # the files' rows, not a 75/25 resplit
+    assert t.y_test.tolist() == [1 - i % 2 for i in range(12)]  # trailing periods read
+    assert np.isfinite(t.x_num_train).all() and np.isfinite(t.x_num_test).all()
+    assert t.x_num_train[1, t.feature_names.index("fnlwgt")] == 0.0  # '?' -> the train mean
+    work = t.cardinalities[t.feature_names.index("workclass") - 6]
+    country = t.feature_names.index("native_country") - 6
+    assert work == 2 and t.cardinalities[country] == 2  # '?' is a category; codes span both files
+    assert t.x_cat_test[0, country] != t.x_cat_test[1, country]
+    assert t.x_cat_train[0, country] == t.x_cat_test[1, country]  # same string, same code
+    (folder / "adult.test").unlink()  # adult.data alone: stratified 75/25 split of its rows
+    t = load_table(TableConfig(name="adult", path=str(folder)))
+    assert (len(t.y_train), len(t.y_test)) == (30, 10)
+
+
+def test_adult_folder_missing_or_malformed(tmp_path):
+    with pytest.raises(DatasetError, match="holds no adult.data"):
+        load_table(TableConfig(name="adult", path=str(tmp_path)))
+    folder = _adult_folder(tmp_path / "adult")
+    test = folder / "adult.test"
+    test.write_text(test.read_text().replace("<=50K.", "maybe.", 1))
+    with pytest.raises(DatasetError, match="labels must be"):
+        load_table(TableConfig(name="adult", path=str(folder)))
+    test.write_text("|1x3 Cross validator\n25, Private, 226802, 11th, 7\n")
+    with pytest.raises(DatasetError, match=r"adult.test: not the UCI adult format \(data row 1"):
+        load_table(TableConfig(name="adult", path=str(folder)))
+    test.write_text(ADULT_ROW.format(label=">50K.").replace("40", "forty"))
+    with pytest.raises(DatasetError, match="numeric adult column holds text"):
+        load_table(TableConfig(name="adult", path=str(folder)))
+
+
+def _mnist_csv(path, n=40, bad=None):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, 784))
+    rows = np.concatenate([pixels, (np.arange(n) % 10)[:, None]], axis=1)
+    text = "\n".join(",".join(str(v) for v in r) for r in rows) + "\n"
+    if bad:
+        text = text.replace(*bad)
+    path.write_bytes(gzip.compress(text.encode()))
+    return pixels
+
+
+def test_mnist_reads_the_csv_and_pools_pixels(tmp_path):
+    pixels = _mnist_csv(tmp_path / "mnist_5k.csv.gz")
+    t = load_table(TableConfig(name="mnist", path=str(tmp_path), test_fraction=0.25))
+    assert t.n_features == 784 and t.num_classes == 10 and t.cardinalities == []
+    assert len(t.y_train) + len(t.y_test) == 40
+    x, names, y = tdata.read_mnist(tmp_path / "mnist_5k.csv.gz", pool=4)
+    assert x.shape == (40, 49) and names[8] == "px1_1" and y.tolist() == [i % 10 for i in range(40)]
+    np.testing.assert_allclose(x[3, 8], pixels[3].reshape(28, 28)[4:8, 4:8].mean())
+
+
+@pytest.mark.parametrize("bad,match", [
+    (("\n", ",7\n"), "expected 785 columns"),  # every row one field too long
+    (("0,", "x,", 1), "not an MNIST CSV"), (("0,", "", 1), "not an MNIST CSV"),  # text, ragged
+])
+def test_mnist_malformed_files(tmp_path, bad, match):
+    _mnist_csv(tmp_path / "m.csv.gz", bad=bad)
+    with pytest.raises(DatasetError, match=match):
+        load_table(TableConfig(name="mnist", path=str(tmp_path / "m.csv.gz")))
+
+
+def test_mnist_bad_values_and_missing_files(tmp_path):
+    file = tmp_path / "m.csv"
+    file.write_text(",".join(["300"] * 784 + ["1"]) + "\n")
+    with pytest.raises(DatasetError, match="pixel values must lie in 0..255"):
+        tdata.read_mnist(file)
+    file.write_text(",".join(["3"] * 784 + ["12"]) + "\n")
+    with pytest.raises(DatasetError, match="labels .* must be integers 0..9"):
+        tdata.read_mnist(file)
+    with pytest.raises(DatasetError, match="pixel_pool must divide 28"):
+        tdata.read_mnist(file, pool=3)
+    with pytest.raises(DatasetError, match="no data.path"):
+        load_table(TableConfig(name="mnist"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_table(TableConfig(name="mnist", path=str(tmp_path / "nope.csv.gz")))
+    (tmp_path / "other.csv").write_text("")
+    with pytest.raises(DatasetError, match="holds 2 CSV files"):
+        load_table(TableConfig(name="mnist", path=str(tmp_path)))
 
 
 def _covtype_file(path, n=40, broken=False):
@@ -126,10 +226,14 @@ def test_covertype_bad_files(tmp_path):
 
 @pytest.fixture
 def fake_remote(tmp_path, monkeypatch):
-    """REMOTES['adult'] pointed at a file:// URL of a file the test writes; cache in tmp_path."""
-    source = _adult_file(tmp_path / "source.data")
-    remote = Remote(source.as_uri(), tdata.sha256_of(source), "adult.data")
+    """REMOTES['adult'] and ['adult_test'] pointed at file:// URLs of files the test writes;
+    cache in tmp_path."""
+    folder = _adult_folder(tmp_path / "source")
+    remote = Remote((folder / "adult.data").as_uri(), tdata.sha256_of(folder / "adult.data"),
+                    "adult.data")
     monkeypatch.setitem(tdata.REMOTES, "adult", remote)
+    monkeypatch.setitem(tdata.REMOTES, "adult_test", Remote(
+        (folder / "adult.test").as_uri(), tdata.sha256_of(folder / "adult.test"), "adult.test"))
     monkeypatch.setenv("SPARSEJEPA_CACHE", str(tmp_path / "cache"))
     return remote
 
@@ -140,6 +244,7 @@ def test_download_checks_sha256_and_caches(fake_remote, tmp_path):
     t = load_table(TableConfig(name="adult", download=True))
     cached = tmp_path / "cache" / "tabular" / "adult.data"
     assert cached.is_file() and t.num_classes == 2
+    assert len(t.y_test) == 12  # adult.test came with it: the official split
     assert load_table(TableConfig(name="adult")).n_features == 14  # now from the cache
     cached.write_text(cached.read_text()[:-10])  # corrupt the cache
     with pytest.raises(DatasetError, match="sha256"):

@@ -10,7 +10,7 @@ from test_checkpoint import PickleThatWritesAFile
 from sparsejepa.checkpoint import CheckpointError
 from sparsejepa.cli import main
 from sparsejepa.config import ConfigError
-from sparsejepa.tabular.config import from_dict, load_config, presets
+from sparsejepa.tabular.config import from_dict, load_config, presets, to_dict
 from sparsejepa.tabular.data import load_table
 from sparsejepa.tabular.evaluate import evaluate, selective_accuracy
 from sparsejepa.tabular.experiment import markdown, run_comparison
@@ -58,9 +58,15 @@ def test_feature_masks_never_overlap_the_context():
 
 
 def test_presets_parse_and_errors_name_the_fix():
-    assert {"breast_cancer", "wine", "digits", "mixture", "adult", "covertype"} <= set(presets())
+    assert {"breast_cancer", "wine", "digits", "mixture", "simulation", "adult", "mnist",
+            "covertype"} <= set(presets())
     for name in presets():
         load_config(name)
+    with pytest.raises(ConfigError, match="eval.pools"):
+        load_config("wine", ["eval.pools=[max]"])
+    old = to_dict(load_config("wine"))
+    old["eval"]["pool"] = old["eval"].pop("pools")[1]  # a config saved before eval.pools
+    assert from_dict(old).eval.pools == ["reg"]
     with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
         load_config("wine", ["model.widht=3"])
     with pytest.raises(ConfigError, match=r"tabular config 'nope' not found.*'wine'"):
@@ -135,7 +141,11 @@ def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
     r = evaluate(state, table, cfg.eval, seed=0)
     assert 0 <= r["acc"]["logreg"] <= 1 and r["dim"] == 4
     assert set(r["spearman"]) == {"target_posterior", "target_posterior_x", "predictor",
-                                  "predictor_x", "z", "oracle"}
+                                  "predictor_x", "predictor_loo", "z", "oracle"}
+    sim = r["simulation"]  # Var-JEPA's Table 1 columns
+    assert 0 <= sim["probe_sx"] <= 1 and 0 <= sim["probe_sy"] <= 1
+    assert sim["kl_aggregate"] >= 0 and sim["cov_minus_i"] >= 0
+    assert "spearman" not in evaluate(state, table, cfg.eval, 0, "reg", uncertainty=False)
     assert r["spearman"]["oracle"] > 0.2  # the reference does not depend on training
     unc = np.array(r["uncertainty_test"]["predictor"])
     assert unc.shape == table.y_test.shape and (unc > 0).all()
@@ -150,11 +160,13 @@ def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
           "1", "--quiet", *sum((["--set", s] for s in TINY_SET), [])])
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {(r["method"], r["seed"]) for r in results["runs"]} == {
-        (m, s) for m in ("raw", "t_jepa", "var_t_jepa") for s in (0, 1)}
+    assert sorted((r["method"], r["pool"], r["seed"]) for r in results["runs"]) == sorted(
+        [("raw", None, s) for s in (0, 1)] + [(m, p, s) for m in ("t_jepa", "var_t_jepa")
+                                              for p in ("mean", "reg") for s in (0, 1)])
     assert len(results["ambiguity_test"]) == results["table"]["n_test"]
     text = (tmp_path / "results.md").read_text()
-    assert "| var_t_jepa |" in text and "Spearman" in text and text.strip() in printed
+    assert "| var_t_jepa[reg] |" in text and "Spearman" in text and text.strip() in printed
+    assert "Simulation study" in text
     assert markdown(results) == text.strip()
     # a second call loads the finished runs instead of training again, keeping their train time
     mtime = (tmp_path / "var_t_jepa" / "seed0" / "ckpt.pt").stat().st_mtime_ns
@@ -173,8 +185,10 @@ def test_notebook_falls_back_to_a_tagged_quick_run_without_results(tmp_path, mon
     with pytest.raises(FileNotFoundError, match="sparsejepa tabular compare"):
         figures.load_results(["wine"])
     messages = []
-    results, tag = figures.load_or_quick(["wine", "mixture"], log=messages.append)
-    assert tag == "_quick" and set(results) == {"wine", "mixture"} and "QUICK" in messages[0]
-    png = figures.save(figures.plot_ambiguity(results["mixture"]), "amb" + tag)
+    results, tag = figures.load_or_quick(["wine", "simulation"], log=messages.append)
+    assert tag == "_quick" and set(results) == {"wine", "simulation"} and "QUICK" in messages[0]
+    table = figures.simulation_table({"simulation": results["simulation"]}).splitlines()
+    assert len(table) == 3 and table[2].startswith("| full ELBO | ")
+    png = figures.save(figures.plot_ambiguity(results["simulation"]), "amb" + tag)
     assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()
     assert figures.save(figures.plot_selective(results), "sel").stat().st_size > 1000

@@ -13,7 +13,7 @@ from .. import config as core
 from ..config import ConfigError, OptimConfig, TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
-DATASETS = ("breast_cancer", "wine", "digits", "mixture", "adult", "covertype")
+DATASETS = ("breast_cancer", "wine", "digits", "mixture", "adult", "mnist", "covertype")
 METHODS = ("t_jepa", "var_t_jepa")
 HEADS = ("logreg", "mlp", "hgb")
 
@@ -21,11 +21,14 @@ HEADS = ("logreg", "mlp", "hgb")
 @dataclass
 class TableConfig:
     name: str = "breast_cancer"  # one of DATASETS
-    path: str | None = None  # adult / covertype: a local copy of the official file(s)
+    # adult: a folder with the UCI adult.data + adult.test (official split) or one file (75/25);
+    # mnist: the CSV (784 pixels + label) or its folder; covertype: covtype.data(.gz)
+    path: str | None = None
     download: bool = False  # adult / covertype: fetch into the cache (sha256-checked)
     test_fraction: float = 0.25
     split_seed: int = 0  # the train/test split is fixed across training seeds
-    max_rows: int | None = None  # stratified subsample of large tables (covertype: 581k rows)
+    max_rows: int | None = None  # stratified subsample (of the train rows when the split is given)
+    pixel_pool: int = 1  # mnist: average-pool the 28x28 image in blocks of this size
     # simulated Gaussian mixture (name: mixture)
     mixture_rows: int = 3000
     mixture_components: int = 3
@@ -80,7 +83,8 @@ class VarConfig:
 class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     heads: list[str] = field(default_factory=lambda: list(HEADS))
-    pool: str = "mean"  # embedding: "mean" of the feature tokens + [REG], or "reg" alone
+    # embeddings measured: "mean" of the feature tokens + [REG], "reg": the [REG] token alone
+    pools: list[str] = field(default_factory=lambda: ["mean", "reg"])
     # Var-T-JEPA tokens that are pooled: "posterior_mean" (mu of q(s_x|x)) or "backbone" (the
     # encoder output before the posterior head, as for T-JEPA's target encoder)
     var_embedding: str = "posterior_mean"
@@ -107,12 +111,14 @@ def _check(cfg: TabularConfig) -> None:
         "data.name": (cfg.data.name, DATASETS),
         "model.method": (cfg.model.method, METHODS),
         "var.target_posterior": (cfg.var.target_posterior, ("joint", "target")),
-        "eval.pool": (cfg.eval.pool, ("mean", "reg")),
         "eval.var_embedding": (cfg.eval.var_embedding, ("posterior_mean", "backbone")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
+    if not cfg.eval.pools or set(cfg.eval.pools) - {"mean", "reg"}:
+        raise ConfigError(f"eval.pools: a non-empty list from ['mean', 'reg'], "
+                          f"got {cfg.eval.pools}")
     bad_heads = sorted(set(cfg.eval.heads) - set(HEADS))
     if bad_heads or not cfg.eval.heads:
         raise ConfigError(f"eval.heads: choose a non-empty list from {HEADS}, got {cfg.eval.heads}")
@@ -153,6 +159,10 @@ def _check(cfg: TabularConfig) -> None:
 
 
 def from_dict(values: dict) -> TabularConfig:
+    old = values.get("eval", {})
+    if "pool" in old:  # configs saved before eval.pools measured both embeddings
+        new = {k: v for k, v in old.items() if k != "pool"}
+        values = {**values, "eval": {**new, "pools": [old["pool"]]}}
     return core.from_dict(values, cls=TabularConfig, check=_check)
 
 

@@ -1,4 +1,5 @@
-"""Tables for T-JEPA / Var-T-JEPA: bundled scikit-learn sets, a simulated mixture, Adult, Covertype.
+"""Tables for T-JEPA / Var-T-JEPA: bundled scikit-learn sets, a simulated mixture, Adult, MNIST-5k,
+Covertype.
 
 `load_table(cfg.data)` returns a `Table`: numeric features standardised with train statistics,
 categorical features as integer codes, integer class labels, and a fixed stratified train/test split
@@ -7,9 +8,12 @@ categorical features as integer codes, integer class labels, and a fixed stratif
 - breast_cancer, wine, digits (8x8 images read as a 64-feature table): shipped with scikit-learn.
 - mixture: simulated here (`make_mixture`); each row carries the exact entropy of the posterior
   over its mixture component, the ground-truth ambiguity for the uncertainty evaluation.
-- adult (UCI `adult.data`, 32,561 rows) and covertype (UCI `covtype.data.gz`, 581,012 rows): read
-  from `path`, else from the cache (env SPARSEJEPA_CACHE, default ~/.cache/sparsejepa/tabular),
-  else downloaded with `download=True` and checked against a pinned sha256.
+- adult (UCI `adult.data`, 32,561 rows, and `adult.test`, 16,281 rows) and covertype (UCI
+  `covtype.data.gz`, 581,012 rows): read from `path`, else from the cache (env SPARSEJEPA_CACHE,
+  default ~/.cache/sparsejepa/tabular), else downloaded with `download=True` and checked against a
+  pinned sha256. Adult from a folder that holds both UCI files uses their official train/test split.
+- mnist: a CSV of 784 pixels (0-255) + label per row (`path`: the file or its folder, e.g. the
+  5,000-digit `mnist_5k.csv.gz`); `pixel_pool` average-pools the 28x28 image to fewer features.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import io
 import os
 import shutil
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +43,19 @@ class Remote:
     filename: str
 
 
-# adult.data: UCI file; the sha256 is the one pinned by the PreprocessData.jl registry (not
-# re-verified on this offline machine). covtype.data.gz: scikit-learn's `fetch_covtype` mirror and
-# sha256.
+# adult.data / adult.test: the UCI files (the sha256 of adult.data is the PreprocessData.jl
+# registry's; both equal those of the UCI copies in ../shared/data/adult). covtype.data.gz:
+# scikit-learn's `fetch_covtype` mirror and sha256.
 REMOTES = {
     "adult": Remote(
         "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.data",
         "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
         "adult.data",
+    ),
+    "adult_test": Remote(
+        "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.test",
+        "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
+        "adult.test",
     ),
     "covertype": Remote(
         "https://ndownloader.figshare.com/files/5976039",
@@ -100,10 +110,22 @@ class Table:
         return np.concatenate([x_num, *onehots], axis=1)
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def data_path(path: str | None) -> str | None:
+    """`path` as given when it exists (or is absolute or None), else relative to the repository
+    root (the presets name ../shared/data/..., which holds from the project's root)."""
+    if path is None or Path(path).expanduser().is_absolute() or Path(path).exists():
+        return path
+    rooted = REPO / path
+    return str(rooted) if rooted.exists() else path
+
+
 def load_table(cfg) -> Table:
     """The table named by a `TableConfig` (see the module docstring for the sources)."""
-    name = cfg.name
-    truth = None
+    name, path = cfg.name, data_path(cfg.path)
+    truth = split = None
     if name in ("breast_cancer", "wine", "digits"):
         bunch = getattr(skdata, f"load_{name}")()
         x_num, x_cat, cards = bunch.data.astype(np.float64), None, []
@@ -118,35 +140,49 @@ def load_table(cfg) -> Table:
         truth = (mix["entropy"], mix["predictive_std"])
         cards = [cfg.mixture_categories] if cfg.mixture_categories else []
         names = [f"x{j}" for j in range(x_num.shape[1])] + ["c"] * bool(cards)
-    elif name in REMOTES:
-        file = locate(name, cfg.path, cfg.download)
-        x_num, x_cat, cards, names, y = (read_adult if name == "adult" else read_covertype)(file)
+    elif name == "adult":
+        train_file, test_file = adult_files(path, cfg.download)
+        x_num, x_cat, cards, names, y, n_train = read_adult(train_file, test_file)
+        if test_file is not None:  # the official split: adult.data trains, adult.test tests
+            split = (np.arange(n_train), np.arange(n_train, len(y)))
+    elif name == "covertype":
+        x_num, x_cat, cards, names, y = read_covertype(locate(name, path, cfg.download))
+    elif name == "mnist":
+        x_num, names, y = read_mnist(mnist_file(path), cfg.pixel_pool)
+        x_cat, cards = None, []
     else:
         raise DatasetError(f"unknown table '{name}'; choose from breast_cancer, wine, digits, "
-                           "mixture, adult, covertype")
+                           "mixture, adult, mnist, covertype")
     if x_cat is None:
         x_cat = np.zeros((len(y), 0), dtype=np.int64)
-    return split_table(name, x_num, x_cat, y, cards, names, cfg, truth)
+    return split_table(name, x_num, x_cat, y, cards, names, cfg, truth, split)
 
 
-def split_table(name, x_num, x_cat, y, cards, names, cfg, truth=None) -> Table:
-    """Stratified split (optionally after a stratified subsample to `max_rows`), then
-    standardise the numeric columns with train mean / std (std 0 -> 1). `truth`: the mixture's
-    per-row (ambiguity, oracle std), split alike."""
-    idx = np.arange(len(y))
+def split_table(name, x_num, x_cat, y, cards, names, cfg, truth=None, split=None) -> Table:
+    """Stratified split (optionally after a stratified subsample to `max_rows`), or the given
+    `split` (train rows, test rows; `max_rows` then subsamples the train rows), then standardise
+    the numeric columns with train mean / std (std 0 -> 1); missing numeric values (NaN) become
+    the train mean, 0 after scaling. `truth`: the mixture's per-row (ambiguity, oracle std)."""
+    idx = np.arange(len(y)) if split is None else split[0]
     try:
-        if cfg.max_rows is not None and cfg.max_rows < len(y):
-            idx, _ = train_test_split(idx, train_size=cfg.max_rows, stratify=y,
+        if cfg.max_rows is not None and cfg.max_rows < len(idx):
+            idx, _ = train_test_split(idx, train_size=cfg.max_rows, stratify=y[idx],
                                       random_state=cfg.split_seed)
-        train, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y[idx],
-                                       random_state=cfg.split_seed)
+        if split is None:
+            train, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y[idx],
+                                           random_state=cfg.split_seed)
+        else:
+            train, test = idx, split[1]
     except ValueError as err:  # too few rows of some class for a stratified split
         raise DatasetError(f"{name}: cannot split {len(idx)} rows stratified by class ({err}); "
                            "use more rows (data.max_rows) or change data.test_fraction") from err
-    mean = x_num[train].mean(0)
-    std = x_num[train].std(0)
-    std[std == 0] = 1.0
-    scaled = ((x_num - mean) / std).astype(np.float32)
+    if len(np.unique(y[train])) < 2:
+        raise DatasetError(f"{name}: the train split holds one class only; use more rows")
+    with warnings.catch_warnings():  # an all-missing column: mean 0, std 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nan_to_num(np.nanmean(x_num[train], 0)), np.nanstd(x_num[train], 0)
+    std[~(std > 0)] = 1.0
+    scaled = np.nan_to_num((x_num - mean) / std).astype(np.float32)
     classes, y_codes = np.unique(y, return_inverse=True)
     per_row = [None] * 4 if truth is None else [v[s] for v in truth for s in (train, test)]
     return Table(
@@ -205,6 +241,45 @@ def make_mixture(n: int, components: int, dims: int, separation: float, categori
 
 def cache_dir() -> Path:
     return default_cache_dir() / "tabular"
+
+
+def adult_files(path: str | None, download: bool, cache: Path | None = None):
+    """(adult.data, adult.test or None). `path` a folder: the UCI files in it (adult.test
+    optional); `path` a file: that file alone (split 75/25 here); no path: the cache, with
+    adult.test when cached (or downloaded with `download`)."""
+    if path is not None and Path(path).expanduser().is_dir():
+        folder = Path(path).expanduser()
+        if not (folder / "adult.data").is_file():
+            raise DatasetError(
+                f"adult: {folder} holds no adult.data; point data.path at the folder with the "
+                f"UCI files adult.data and adult.test ({REMOTES['adult'].url})")
+        test = folder / "adult.test"
+        return folder / "adult.data", test if test.is_file() else None
+    train = locate("adult", path, download, cache)
+    if path is not None:
+        return train, None
+    test = (cache or cache_dir()) / REMOTES["adult_test"].filename
+    if test.is_file() or download:
+        return train, locate("adult_test", None, download, cache)
+    return train, None
+
+
+def mnist_file(path: str | None) -> Path:
+    """The MNIST CSV: `path` itself, or the one `*.csv`/`*.csv.gz` file in the folder `path`."""
+    hint = ("set data.path to a CSV of 784 pixels + label per row, e.g. "
+            "../shared/data/mnist5k/mnist_5k.csv.gz (or its folder)")
+    if path is None:
+        raise DatasetError(f"mnist: no data.path; {hint}")
+    file = Path(path).expanduser()
+    if file.is_dir():
+        found = sorted([*file.glob("*.csv"), *file.glob("*.csv.gz")])
+        if len(found) != 1:
+            raise DatasetError(
+                f"mnist: {file} holds {len(found)} CSV files, need exactly one; {hint}")
+        file = found[0]
+    if not file.is_file():
+        raise DatasetError(f"mnist: data.path {file} does not exist; {hint}")
+    return file
 
 
 def locate(name: str, path: str | None, download: bool, cache: Path | None = None) -> Path:
@@ -266,8 +341,9 @@ def _read_text(file: Path) -> str:
         raise DatasetError(f"{file}: unreadable ({type(err).__name__}: {err})") from err
 
 
-def read_adult(file: Path):
-    """UCI adult.data: 14 comma-separated fields and the label; '?' stays its own category."""
+def _adult_rows(file: Path) -> np.ndarray:
+    """The rows of a UCI adult file as strings (N, 15): lines starting with '|' (adult.test's
+    first line) and blank lines skipped, fields stripped, the label's trailing period dropped."""
     rows = [
         [v.strip() for v in line.split(",")]
         for line in _read_text(file).splitlines()
@@ -276,23 +352,61 @@ def read_adult(file: Path):
     width = len(ADULT_COLUMNS) + 1
     bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
     if not rows or bad is not None:
-        where = "no data rows" if not rows else f"row {bad + 1} has {len(rows[bad])} fields"
-        raise DatasetError(f"{file}: not the UCI adult.data format ({where}; expected {width})")
+        where = "no data rows" if not rows else f"data row {bad + 1} has {len(rows[bad])} fields"
+        raise DatasetError(f"{file}: not the UCI adult format ({where}; expected {width})")
     table = np.array(rows, dtype=object)
-    labels = np.array([v.rstrip(".") for v in table[:, -1]])
-    if not set(labels) <= {"<=50K", ">50K"}:
-        raise DatasetError(f"{file}: labels must be '<=50K' or '>50K', "
-                           f"got {sorted(set(labels))[:5]}")
+    table[:, -1] = [v.rstrip(".") for v in table[:, -1]]
+    if not set(table[:, -1]) <= {"<=50K", ">50K"}:
+        raise DatasetError(f"{file}: labels must be '<=50K' or '>50K' (adult.test: with a "
+                           f"trailing period), got {sorted(set(table[:, -1]))[:5]}")
+    return table
+
+
+def read_adult(file: Path, test_file: Path | None = None):
+    """UCI adult.data (and adult.test, appended): 14 comma-separated fields and the label.
+    A missing value '?' is its own category in a categorical column and NaN (imputed with the
+    train mean by `split_table`) in a numeric one; categories are coded over both files.
+    -> x_num, x_cat, cardinalities, names, y, number of rows from `file`."""
+    parts = [_adult_rows(f) for f in (file, test_file) if f is not None]
+    table = np.concatenate(parts)
     num_cols = [j for j, (_, kind) in enumerate(ADULT_COLUMNS) if kind == "num"]
     cat_cols = [j for j, (_, kind) in enumerate(ADULT_COLUMNS) if kind == "cat"]
+    numeric = table[:, num_cols]
+    numeric[numeric == "?"] = "nan"
     try:
-        x_num = table[:, num_cols].astype(np.float64)
+        x_num = numeric.astype(np.float64)
     except ValueError as err:
         raise DatasetError(f"{file}: a numeric adult column holds text ({err})") from err
-    codes = [np.unique(table[:, j], return_inverse=True) for j in cat_cols]
+    codes = [np.unique(table[:, j].astype(str), return_inverse=True) for j in cat_cols]
     x_cat = np.stack([c for _, c in codes], axis=1)
     names = [ADULT_COLUMNS[j][0] for j in num_cols + cat_cols]
-    return x_num, x_cat, [len(u) for u, _ in codes], names, (labels == ">50K").astype(np.int64)
+    y = (table[:, -1] == ">50K").astype(np.int64)
+    return x_num, x_cat, [len(u) for u, _ in codes], names, y, len(parts[0])
+
+
+def read_mnist(file: Path, pool: int = 1):
+    """MNIST as a table: rows of 784 pixel values (0-255, row-major 28x28) and the label 0-9, no
+    header; `pool` > 1 averages pool x pool pixel blocks (28 / pool squared features).
+    -> x_num (N, (28 / pool)^2), feature names, y."""
+    if pool < 1 or 28 % pool:
+        raise DatasetError(f"mnist: data.pixel_pool must divide 28 (1, 2, 4, 7, 14), got {pool}")
+    try:
+        data = np.loadtxt(io.StringIO(_read_text(file)), delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise DatasetError(f"{file}: not an MNIST CSV of numbers ({err})") from err
+    if data.shape[1] != 785:
+        raise DatasetError(
+            f"{file}: expected 785 columns (784 pixels + label), got {data.shape[1]}")
+    pixels, y = data[:, :784], data[:, 784]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise DatasetError(f"{file}: pixel values must lie in 0..255, "
+                           f"got {pixels.min()}..{pixels.max()}")
+    if not np.isin(y, np.arange(10)).all():
+        raise DatasetError(f"{file}: labels (last column) must be integers 0..9")
+    side = 28 // pool
+    x = pixels.reshape(-1, side, pool, side, pool).mean((2, 4)).reshape(len(y), -1)
+    names = [f"px{r}_{c}" for r in range(side) for c in range(side)]
+    return x, names, y.astype(np.int64)
 
 
 def read_covertype(file: Path):

@@ -9,6 +9,8 @@
   "target_posterior_x", "predictor_x": the same distributions pushed through the numeric
   decoders' mean, std_j = sqrt(sum_k a_jk^2 sigma_k^2), averaged over the numeric features (latent
   dims the decoder ignores carry no weight; the plain mean gives them as much as the used ones);
+  "predictor_loo": the decoded predictor std of each numeric feature predicted from all the
+  others (leave one out; a larger context than the training masks give), averaged over them;
   "z": mean std of q(z|s_x).
 - Selective prediction: accuracy on the test rows left after dropping the fraction q with the
   highest uncertainty, for each q in `drop_fractions`; the head's own confidence (1 - max
@@ -38,7 +40,8 @@ from .masks import sample_feature_masks
 from .models import pool
 from .train import TabState, encoder_of
 
-UNCERTAINTY_KINDS = ("target_posterior", "target_posterior_x", "predictor", "predictor_x", "z")
+UNCERTAINTY_KINDS = ("target_posterior", "target_posterior_x", "predictor", "predictor_x",
+                     "predictor_loo", "z")
 
 
 def _tensors(table: Table, split: str, device):
@@ -104,6 +107,14 @@ def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
         dec_sum, dec_count = dec_sum + total, dec_count + count
     out["predictor"] = plain
     out["predictor_x"] = dec_sum / dec_count.clamp(min=1)
+    loo = torch.zeros(n, device=state.device)
+    for j in range(model.decoder.n_num):  # feature j the target, all the others the context
+        ctx = torch.tensor([0] + [i + 1 for i in range(d) if i != j], device=state.device)
+        ctx, tgt = ctx.expand(n, -1), torch.full((n, 1, 1), j + 1, device=state.device)
+        s_x = model.posterior_sx(x_num, x_cat, ctx)[0]
+        lv_p = model.prior_sy(s_x, ctx, tgt, model.posterior_z(s_x)[0])[1]
+        loo += _decoded_std(tgt[:, 0] - 1, lv_p, model)[0] / model.decoder.n_num
+    out["predictor_loo"] = loo
     return {k: out[k].cpu().numpy() for k in UNCERTAINTY_KINDS}
 
 
@@ -142,13 +153,44 @@ def selective_accuracy(correct: np.ndarray, uncertainty: np.ndarray,
     return [float(correct[order[: n - math.ceil(q * n)]].mean()) for q in fractions]
 
 
-def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) -> dict:
-    """Heads on the embeddings of `state` (raw features when None); for Var-T-JEPA also the
-    uncertainties, selective-prediction curves and (mixture) Spearman vs the exact ambiguity."""
+def simulation_metrics(state: TabState, table: Table) -> dict[str, float]:
+    """Var-JEPA's simulation-study columns (its Table 1), on the posterior means of the whole row:
+    test accuracy of a linear probe (logistic regression, fitted on the train rows) for the
+    mixture component from the token mean of s_x (q(s_x|x)) and of s_y (q(s_y|.) at the feature
+    tokens); and, for the aggregate posterior of the s_x tokens over the test rows, moment-matched
+    to N(m, C) (C = covariance of the means + mean posterior variance), KL(N(m, C) || N(0, I)) in
+    nats and ||C - I||_F."""
+    model = state.model
+    reads = {}
+    with torch.no_grad():
+        for split in ("train", "test"):
+            h = model.backbone(*_tensors(table, split, state.device))
+            mu_sx, lv_sx = model.gaussian(model.sx_head(h), model.var.posterior_logvar)
+            mu_sy = model.gaussian(model.sy_head(h), model.var.posterior_logvar)[0][:, 1:]
+            reads[split] = (mu_sx.mean(1).cpu().numpy(), mu_sy.mean(1).cpu().numpy())
+    out = {}
+    for i, name in enumerate(("probe_sx", "probe_sy")):
+        probe = make_head("logreg", 0, EvalConfig())
+        probe.fit(reads["train"][i], table.y_train)
+        out[name] = float(probe.score(reads["test"][i], table.y_test))
+    mu = mu_sx[:, 1:].reshape(-1, mu_sx.shape[-1]).double().cpu()  # test rows' feature tokens
+    var = lv_sx[:, 1:].reshape(-1, lv_sx.shape[-1]).double().exp().cpu()
+    cov = torch.cov(mu.T) + torch.diag(var.mean(0))
+    m, k = mu.mean(0), len(cov)
+    out["kl_aggregate"] = float(0.5 * (cov.trace() + m @ m - k - torch.logdet(cov)))
+    out["cov_minus_i"] = float(torch.linalg.norm(cov - torch.eye(k, dtype=cov.dtype)))
+    return out
+
+
+def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int,
+             pool: str = "mean", uncertainty: bool = True) -> dict:
+    """Heads on the embeddings of `state` pooled by `pool` (raw features when None); for
+    Var-T-JEPA with `uncertainty` also the uncertainties, selective-prediction curves and, on the
+    mixture, Spearman vs the exact ambiguity and the simulation-study metrics."""
     if state is None:
         x_train, x_test = table.raw_features("train"), table.raw_features("test")
     else:
-        x_train, x_test = (embeddings(state, table, split, ecfg.pool, ecfg.var_embedding)
+        x_train, x_test = (embeddings(state, table, split, pool, ecfg.var_embedding)
                            for split in ("train", "test"))
     heads = fit_heads(x_train, table.y_train, x_test, table.y_test, ecfg, seed)
     result = {"acc": {h: r["acc"] for h, r in heads.items()}, "dim": int(x_train.shape[1])}
@@ -156,7 +198,7 @@ def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) 
         h: selective_accuracy(r["correct"], -r["confidence"], ecfg.drop_fractions)
         for h, r in heads.items()
     }
-    if state is not None and state.target is None:
+    if state is not None and state.target is None and uncertainty:
         unc = uncertainties(state, table, "test", ecfg.mask_draws, seed)
         result["uncertainty_test"] = {k: v.tolist() for k, v in unc.items()}
         result["selective_uncertainty"] = {
@@ -168,4 +210,5 @@ def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int) 
             result["spearman"] = {
                 k: float(spearmanr(v, table.ambiguity_test).statistic) for k, v in unc.items()
             }
+            result["simulation"] = simulation_metrics(state, table)
     return result

@@ -42,16 +42,17 @@ def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
             if method != "raw":
                 state = train(with_method(cfg, method, seed), out / method / f"seed{seed}",
                               table=table, log=None)
-            tic = time.perf_counter()
-            result = evaluate(state, table, cfg.eval, seed)
             train_s = 0.0 if state is None else state.seconds  # summed over resumed runs
-            result.update(method=method, seed=seed, train_seconds=train_s,
-                          eval_seconds=time.perf_counter() - tic)
-            runs.append(result)
-            if log:
-                accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
-                log(f"{cfg.data.name} seed {seed} {method:<10} {accs} "
-                    f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)")
+            for i, pool in enumerate(cfg.eval.pools if state is not None else [None]):
+                tic = time.perf_counter()
+                result = evaluate(state, table, cfg.eval, seed, pool or "mean", uncertainty=i == 0)
+                result.update(method=method, pool=pool, seed=seed, train_seconds=train_s,
+                              eval_seconds=time.perf_counter() - tic)
+                runs.append(result)
+                if log:
+                    accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
+                    log(f"{cfg.data.name} seed {seed} {label(result):<16} {accs} "
+                        f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)")
     results = {
         "config": to_dict(cfg),
         "table": {"name": table.name, "n_train": len(table.y_train), "n_test": len(table.y_test),
@@ -65,19 +66,25 @@ def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
     return results
 
 
+def label(run: dict) -> str:
+    """'raw', or the method and its embedding pool: 't_jepa[mean]', 'var_t_jepa[reg]'."""
+    return run["method"] if run.get("pool") is None else f"{run['method']}[{run['pool']}]"
+
+
 def _list(values):
     return None if values is None else values.tolist()
 
 
 def summarise(results: dict) -> dict:
-    """{'acc': {method: {head: [mean, std]}}, 'selective': {method: {head: {kind: [mean accuracy
+    """{'acc': {label: {head: [mean, std]}}, 'selective': {label: {head: {kind: [mean accuracy
     per drop fraction]}}} with kind 'confidence' or an uncertainty kind, 'spearman': {kind:
-    [mean, std]},
-    'train_seconds': {method: mean}}; std is the sample std over seeds (0 for one seed)."""
+    [mean, std]}, 'simulation': {metric: [mean, std]}, 'train_seconds': {label: mean}}; labels
+    are `label(run)`; std is the sample std over seeds (0 for one seed)."""
     by_method: dict[str, list] = {}
     for run in results["runs"]:
-        by_method.setdefault(run["method"], []).append(run)
-    summary = {"acc": {}, "selective": {}, "spearman": {}, "train_seconds": {}}
+        by_method.setdefault(label(run), []).append(run)
+    summary = {"acc": {}, "selective": {}, "spearman": {}, "simulation": {},
+               "train_seconds": {}}
     for method, runs in by_method.items():
         heads = list(runs[0]["acc"])
         summary["acc"][method] = {
@@ -85,19 +92,28 @@ def summarise(results: dict) -> dict:
                 float(np.std(a, ddof=1)) if len(a) > 1 else 0.0] for h in heads
         }
         summary["train_seconds"][method] = float(np.mean([r["train_seconds"] for r in runs]))
-        summary["selective"][method] = {h: {} for h in heads}
-        for h in heads:
-            curves = [{"confidence": r["selective_confidence"][h],
-                       **r.get("selective_uncertainty", {}).get(h, {})} for r in runs]
-            summary["selective"][method][h] = {
-                kind: np.mean([c[kind] for c in curves], axis=0).tolist() for kind in curves[0]
-            }
+        summary["selective"][method] = _selective(runs, heads)
+        if "simulation" in runs[0]:
+            summary["simulation"] = _mean_std(runs, "simulation")
         if "spearman" in runs[0]:
-            summary["spearman"] = {
-                k: [float(np.mean(v := [r["spearman"][k] for r in runs])),
-                    float(np.std(v, ddof=1)) if len(v) > 1 else 0.0] for k in runs[0]["spearman"]
-            }
+            summary["spearman"] = _mean_std(runs, "spearman")
     return summary
+
+
+def _mean_std(runs: list[dict], key: str) -> dict[str, list[float]]:
+    """{name: [mean, sample std]} over the runs' `key` dicts."""
+    return {k: [float(np.mean(v := [r[key][k] for r in runs])),
+                float(np.std(v, ddof=1)) if len(v) > 1 else 0.0] for k in runs[0][key]}
+
+
+def _selective(runs: list[dict], heads: list[str]) -> dict:
+    out = {}
+    for h in heads:
+        curves = [{"confidence": r["selective_confidence"][h],
+                   **r.get("selective_uncertainty", {}).get(h, {})} for r in runs]
+        out[h] = {kind: np.mean([c[kind] for c in curves], axis=0).tolist()
+                  for kind in curves[0]}
+    return out
 
 
 def markdown(results: dict) -> str:
@@ -113,15 +129,21 @@ def markdown(results: dict) -> str:
     for method, accs in s["acc"].items():
         cells = " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in accs.values())
         lines.append(f"| {method} | {cells} | {s['train_seconds'][method]:.0f} |")
-    if "var_t_jepa" in s["acc"]:
-        lines += ["", "Selective prediction on Var-T-JEPA embeddings: test accuracy after dropping "
-                  "the most uncertain rows, ranked by a latent std or by the head's confidence",
-                  "", "| head | ranked by | " + " | ".join(f"{q:.0%}" for q in fractions) + " |",
+    var = next((m for m, sel in s["selective"].items()
+                if m.startswith("var_t_jepa") and len(next(iter(sel.values()))) > 1), None)
+    if var:
+        lines += ["", f"Selective prediction on {var} embeddings: test accuracy after dropping "
+                  "the most uncertain rows, ranked by a latent uncertainty or by the head's "
+                  "confidence", "",
+                  "| head | ranked by | " + " | ".join(f"{q:.0%}" for q in fractions) + " |",
                   "|---|---|" + "---|" * len(fractions)]
-        for head, kinds in s["selective"]["var_t_jepa"].items():
+        for head, kinds in s["selective"][var].items():
             for kind, accs in kinds.items():
                 lines.append(f"| {head} | {kind} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
     if s["spearman"]:
         cells = ", ".join(f"{k} {m:.3f} ± {d:.3f}" for k, (m, d) in s["spearman"].items())
         lines += ["", f"Spearman(latent uncertainty, exact ambiguity) on test rows: {cells}"]
+    if s["simulation"]:
+        cells = ", ".join(f"{k} {m:.3f} ± {d:.3f}" for k, (m, d) in s["simulation"].items())
+        lines += ["", f"Simulation study (Var-T-JEPA, posterior means): {cells}"]
     return "\n".join(lines)

@@ -30,7 +30,8 @@ QUICK = ["model.width=16", "model.depth=1", "model.heads=2", "model.pred_width=1
 SOURCE_SPEARMAN = 0.64  # Var-JEPA's reported value on its own simulated table (REFERENCE 7, [S])
 KIND_STYLE = {"confidence": ("k", "--"), "target_posterior": ("tab:orange", "-"),
               "target_posterior_x": ("tab:red", "-"), "predictor": ("tab:green", "-"),
-              "predictor_x": ("tab:olive", "-"), "z": ("tab:purple", "-"), "oracle": ("0.4", ":")}
+              "predictor_x": ("tab:olive", "-"), "predictor_loo": ("tab:cyan", "-"),
+              "z": ("tab:purple", "-"), "oracle": ("0.4", ":")}
 
 
 def runs_dir() -> Path:
@@ -63,9 +64,34 @@ def load_or_quick(names: list[str], log=print) -> tuple[dict[str, dict], str]:
     out = Path(tempfile.mkdtemp(prefix="tabular-quick-"))
     results = {
         name: run_comparison(load_config(name, QUICK), out / name, log=None)
-        for name in ("wine", "mixture")
+        for name in ("wine", "simulation")
     }
     return results, "_quick"
+
+
+# Var-JEPA's Table 1: the full ELBO and its ablations, the run folders of
+# experiments/tabular_var_jepa.sh sim
+ABLATIONS = {"full ELBO": "simulation", "no KL on s_x": "simulation_no_kl_sx",
+             "no reconstruction / generation": "simulation_no_recon_gen",
+             "no KL at all": "simulation_no_kl"}
+
+
+def simulation_table(results: dict[str, dict]) -> str:
+    """Markdown: one row per ablation present in `results` ({run folder name: results}), the
+    simulation-study metrics and two Spearman correlations with the exact ambiguity, mean +- std
+    over seeds."""
+    cols = [("simulation", "probe_sx"), ("simulation", "probe_sy"),
+            ("simulation", "kl_aggregate"), ("simulation", "cov_minus_i"),
+            ("spearman", "target_posterior"), ("spearman", "predictor_loo")]
+    lines = ["| ELBO | probe acc. from s_x | from s_y | KL(aggregate q(s_x) ‖ N(0,I)) (nats) | "
+             "‖Cov − I‖_F | Spearman: target posterior std | predictor std (leave one out) |",
+             "|---|" + "---|" * len(cols)]
+    for variant, name in ABLATIONS.items():
+        if name in results:
+            s = summarise(results[name])
+            cells = " | ".join("{:.3f} ± {:.3f}".format(*s[key][metric]) for key, metric in cols)
+            lines.append(f"| {variant} | {cells} |")
+    return "\n".join(lines)
 
 
 def tables(results: dict[str, dict]) -> str:
@@ -79,7 +105,7 @@ def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(results), squeeze=False)[0])
     for ax, (name, res) in zip(axes, results.items(), strict=True):
         fractions = np.array(res["config"]["eval"]["drop_fractions"]) * 100
-        for kind, acc in summarise(res)["selective"]["var_t_jepa"][head].items():
+        for kind, acc in _var_selective(res)[head].items():
             colour, style = KIND_STYLE[kind]
             label = "head confidence" if kind == "confidence" else f"latent: {kind}"
             ax.plot(fractions, acc, style, color=colour, marker="o", ms=3, label=label)
@@ -89,11 +115,19 @@ def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
     return fig
 
 
+def _var_selective(res: dict) -> dict:
+    """The selective-prediction curves of the Var-T-JEPA pool that carries the uncertainties."""
+    sel = summarise(res)["selective"]
+    return next(v for k, v in sel.items() if k.startswith("var_t_jepa") and
+                len(next(iter(v.values()))) > 1)
+
+
 def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
     """Latent uncertainty of each kind (and the mixture's exact predictive std, "oracle") vs the
     exact ambiguity H(component | row), test rows of one seed, Spearman in the titles (mean +- std
     over seeds in the suptitle)."""
-    run = next(r for r in res["runs"] if r["method"] == "var_t_jepa" and r["seed"] == seed)
+    run = next(r for r in res["runs"]
+               if r["method"] == "var_t_jepa" and r["seed"] == seed and "uncertainty_test" in r)
     amb = np.array(res["ambiguity_test"])
     values = {**run["uncertainty_test"], "oracle": res["oracle_std_test"]}
     cols = math.ceil(len(values) / 2)

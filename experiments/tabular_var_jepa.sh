@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 21: the tables of sparsejepa/tabular/README.md: Var-T-JEPA vs T-JEPA vs raw features on
+# the real Adult and MNIST-5k, the simulation study and its ablations (Var-JEPA's Table 1).
+# Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS]
+# Trains every (table, method, seed) as its own niced single-thread process, JOBS at a time
+# (default 8), then `sparsejepa tabular compare` evaluates the finished checkpoints of each table
+# into runs/tabular/<name>/results.{json,md} (compare resumes finished runs: no training twice).
+set -euo pipefail
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+JOBS=${1:-8}
+ABLATION_EVAL="eval.heads=[logreg] eval.pools=[mean]"
+# name | preset | methods | overrides
+RUNS=(
+  "simulation|simulation|t_jepa var_t_jepa|"
+  "simulation_no_kl_sx|simulation|var_t_jepa|var.w_kl_sx=0 $ABLATION_EVAL"
+  "simulation_no_recon_gen|simulation|var_t_jepa|var.w_recon=0 var.w_gen=0 $ABLATION_EVAL"
+  "simulation_no_kl|simulation|var_t_jepa|var.w_kl_sx=0 var.w_kl_z=0 var.w_kl_sy=0 $ABLATION_EVAL"
+  "adult|adult|t_jepa var_t_jepa|"
+  "mnist|mnist|t_jepa var_t_jepa|"
+)
+sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
+cli() { nice -n 19 python -m sparsejepa.cli tabular "$@"; }
+for spec in "${RUNS[@]}"; do
+  IFS='|' read -r name preset methods extra <<<"$spec"
+  for method in $methods; do for seed in 0 1 2; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
+    # shellcheck disable=SC2046
+    cli train --quiet --config "$preset" --out "runs/tabular/$name/$method/seed$seed" \
+        --set "name=$name-$method-s$seed" --set "model.method=$method" --set "train.seed=$seed" \
+        $(sets "$extra") > /dev/null &
+  done; done
+done
+wait
+for spec in "${RUNS[@]}"; do
+  IFS='|' read -r name preset methods extra <<<"$spec"
+  [ "$methods" = var_t_jepa ] || methods="raw $methods"
+  # shellcheck disable=SC2046,SC2086
+  cli compare --quiet --config "$preset" --out "runs/tabular/$name" --methods $methods \
+      --set "name=$name" $(sets "$extra") > "runs/tabular/$name.log" 2>&1 &
+done
+wait
