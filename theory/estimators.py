@@ -153,12 +153,14 @@ def _check_n(method: str, n: int, k: int) -> None:
 
 
 def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
-              rng: np.random.Generator, rank: bool | None) -> float:
-    """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto."""
+              rng: np.random.Generator, rank: bool | None, check_rows: bool = True) -> float:
+    """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto.
+    check_rows=False (subsampling replicates only: halves of a sample that passed) skips the
+    MIN_ROWS floor."""
     if len(blocks) < 2:
         return 0.0
     k = _neighbours(method, k, len(X))
-    if method != "binned":
+    if method != "binned" and check_rows:
         _check_rows(method, *X.shape)
     _check_n(method, len(X), k)
     if method == "gaussian":
@@ -341,7 +343,8 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | 
 def choose_method(X: Any, groups: Any = None, k: int | None = None,
                   seed: int | np.random.Generator | None = None) -> str:
     """The method `auto` picks for X (see _auto); the same as multiinformation(X).method. It costs
-    one auto estimate (for d >= 2 continuous data: a copula fit and three kNN statistics)."""
+    one auto estimate (on Gaussian-copula data about two copula estimates; otherwise a copula fit
+    and several kNN statistics)."""
     return multiinformation(X, groups=groups, k=k, seed=seed).method
 
 
@@ -353,7 +356,7 @@ def subsampling_replicates(X: np.ndarray, blocks: list[np.ndarray], method: str,
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     half = len(X) // 2
     return np.array([_estimate(X[rng.choice(len(X), half, replace=False)], blocks, method, k,
-                               rng, rank) for _ in range(n_boot)])
+                               rng, rank, check_rows=False) for _ in range(n_boot)])
 
 
 def subsampling_interval(value: float, replicates: np.ndarray, n: int,
