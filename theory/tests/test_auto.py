@@ -276,3 +276,19 @@ def test_auto_seconds_at_embedding_width():
         theory.multiinformation(X, groups=groups, method="copula")
         copula_s = time.perf_counter() - start
         assert est.method == "copula" and auto_s < 5 and auto_s < 3 * copula_s, (auto_s, copula_s)
+
+
+def test_auto_never_returns_less_than_the_copula_for_scalar_variables(monkeypatch):
+    # one-column variables: M = M_copula + J(normal scores) >= M_copula, so a kNN value below the
+    # copula's is below a lower bound (population); auto returns the copula instead
+    from theory import estimators
+
+    task = StudentTTask(random_correlation(4, np.random.default_rng(0), 0.8), 4.0)
+    X = task.sample(2000, np.random.default_rng(0))
+    copula = theory.multiinformation(X, method="copula")
+    monkeypatch.setattr(estimators, "_decide",
+                        lambda X, blocks, k, rng: (float(copula) - 0.3, "knn_corrected", "kNN"))
+    est = theory.multiinformation(X, seed=0)
+    assert est.method == "copula" and est == copula and "lower bound" in est.reason
+    grouped = theory.multiinformation(X, groups=[[0, 1], [2, 3]], seed=0)  # no bound for blocks
+    assert grouped.method == "knn_corrected"
