@@ -95,14 +95,14 @@ def relative_error(row: dict, name: str) -> float:
     return abs(statistics.fmean(row["values"][name]) - row["truth"]) / row["truth"]
 
 
-def table(result: dict, command: str) -> str:
+def table(result: dict, command: str, commit: str | None = None) -> str:
     rows, methods = result["rows"], result["methods"]
     short = {"knn_corrected": "kc", "copula": "cop", "ksg": "ksg", "binned": "bin"}
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} CPUs shared with other jobs, load average "
         f"{os.getloadavg()[0]:.1f} at the end; seconds are wall time under that load), commit "
-        f"{_commit()}, with", "", f"    {command}", "",
+        f"{commit or _commit()}, with", "", f"    {command}", "",
         f"N = {result['n']}, seeds {', '.join(map(str, result['seeds']))}; entry = mean estimate "
         "over the seeds in nats (relative error of the mean); auto also names its choices "
         "(cop = copula, kc = knn_corrected, ksg). bmi_ksg: bmi's KSGEnsembleFirstEstimator "
@@ -164,13 +164,21 @@ def main() -> None:
     parser.add_argument("--cache", default=str(ROOT / "runs" / "beyond_normal_outside.json"),
                         help="JSON cache of bmi's estimates (they do not depend on this repo)")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--from-json", help="do not run: tabulate results saved with --json")
+    parser.add_argument("--commit", help="the commit the results were computed at (with "
+                        "--from-json; default: HEAD)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     command = "JAX_PLATFORMS=cpu python benchmarks/beyond_normal.py " + " ".join(sys.argv[1:])
-    result = run(args)
-    if args.json:
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        command = result.get("command", command)
+    else:
+        result = run(args)
+        result["command"] = command.strip()
+    if args.json and not args.from_json:
         Path(args.json).write_text(json.dumps(result))
-    text = table(result, command.strip())
+    text = table(result, command.strip(), args.commit)
     print(text)
     if args.write_readme:
         write_readme(text)
