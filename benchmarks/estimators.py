@@ -10,6 +10,9 @@ Sections (select with --only):
   monitor          theory.monitor at N = 512, d = 128, 8 groups of 16 (median of 20 calls)
   neural           d = 128 Gaussians with 5 and 20 nats, N = 20000 (gaussian, copula, neural;
                    minutes: not in the default run)
+  embedding_speed  auto vs copula on embedding-like matrices (low rank plus diagonal, monotone
+                   maps): N = 10^4, d = 192 and N = 5 x 10^4, d = 768, all columns and 8
+                   groups (not in the default run: about 2 GB of memory at d = 768)
 Every requested method runs on every task; npeet_tc is npeet-plus `tc` (bits -> nats), skipped
 when not installed. The summary checks the issue-9 targets: auto within 10% on every
 Gaussian-copula task and within 15% on every Student-t task (worst seed), ksg under 2 s.
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 
 import theory
+from theory.closed_forms import gaussian_multiinformation
 from theory.tasks import (
     GaussianTask,
     Task,
@@ -135,6 +139,55 @@ def ksg_speed(repeats: int) -> dict:
     return out
 
 
+def embedding_task(d: int, rank: int = 8, loading: float = 0.3) -> GaussianTask:
+    """An embedding-like Gaussian: correlation of B B^T + I, B (d, rank) with N(0, loading^2)
+    entries (low rank plus diagonal); the samples get exp() on every third column (monotone, so
+    M is unchanged and `gaussian` is wrong)."""
+    B = np.random.default_rng(d).standard_normal((d, rank)) * loading
+    C = B @ B.T + np.eye(d)
+    return GaussianTask(C / np.sqrt(np.outer(np.diag(C), np.diag(C))), name=f"embedding-{d}")
+
+
+def embedding_speed(repeats: int) -> list[dict]:
+    """auto against copula (the estimator it picks on this data) on embedding-like matrices:
+    N = 10^4, d = 192 (median of `repeats` alternating calls) and N = 5 x 10^4, d = 768 (one call
+    each), every column a variable and 8 equal groups; same data, same run, so the ratio holds
+    under whatever load the machine has."""
+    out = []
+    for n, d, reps in ((10_000, 192, repeats), (50_000, 768, 1)):
+        task = embedding_task(d)
+        X = task.sample(n, np.random.default_rng(0))
+        X[:, ::3] = np.exp(X[:, ::3])
+        for groups in (None, [list(range(a, a + d // 8)) for a in range(0, d, d // 8)]):
+            truth = gaussian_multiinformation(task.R, groups)
+            times: dict[str, list[float]] = {"auto": [], "copula": []}
+            cpu: dict[str, list[float]] = {"auto": [], "copula": []}
+            for _ in range(reps):
+                for method in times:
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    est = theory.multiinformation(X, method=method, groups=groups, seed=0)
+                    times[method].append(time.perf_counter() - start)
+                    cpu[method].append(time.process_time() - start_cpu)
+                    if method == "auto":
+                        chose, value, reason = est.method, float(est), est.reason
+            record = {"section": "embedding_speed", "N": n, "d": d,
+                      "groups": None if groups is None else len(groups),
+                      "truth": round(truth, 4), "auto": round(value, 4), "chose": chose,
+                      "rel_error": round((value - truth) / truth, 4),
+                      "auto_seconds_median": round(statistics.median(times["auto"]), 3),
+                      "copula_seconds_median": round(statistics.median(times["copula"]), 3),
+                      "auto_seconds": [round(t, 3) for t in times["auto"]],
+                      "copula_seconds": [round(t, 3) for t in times["copula"]],
+                      "auto_cpu_seconds_median": round(statistics.median(cpu["auto"]), 3),
+                      "copula_cpu_seconds_median": round(statistics.median(cpu["copula"]), 3),
+                      "reason": reason, "load_average": os.getloadavg()}
+            record["auto_over_copula"] = round(record["auto_seconds_median"]
+                                               / record["copula_seconds_median"], 2)
+            print(json.dumps(record), file=sys.stderr, flush=True)
+            out.append(record)
+    return out
+
+
 def monitor_cost(calls: int = 20) -> dict:
     """theory.monitor on N = 512, d = 128, 8 groups of 16 (correlated features), median time."""
     rng = np.random.default_rng(0)
@@ -185,12 +238,14 @@ def summarise(records: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", help="sections to run",
-                        choices=["gaussian_copula", "student_t", "ksg_speed", "monitor", "neural"])
+                        choices=["gaussian_copula", "student_t", "ksg_speed", "monitor", "neural",
+                                 "embedding_speed"])
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
                         help="methods for the task sections (npeet_tc: npeet-plus tc)")
     parser.add_argument("--seeds", type=int, default=2, help="samples per task")
     parser.add_argument("--n", type=int, default=5000, help="N for the task sections")
-    parser.add_argument("--repeats", type=int, default=3, help="ksg timing repeats")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timing repeats (ksg_speed, embedding_speed at d = 192)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -233,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
                                            < KSG_TARGET_SECONDS}
     if "monitor" in run:
         summary["monitor"] = monitor_cost()
+    if "embedding_speed" in run:
+        summary["embedding_speed"] = embedding_speed(args.repeats)
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     summary["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(summary, indent=1)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,27 +49,85 @@ def parse_group_spec(spec: str, d: int) -> list[list[int]]:
 
 
 def load_matrix(path: str, key: str | None = None) -> np.ndarray:
-    """The array stored in PATH (see module docstring)."""
+    """The array stored in PATH (see module docstring). Every unreadable file (empty, truncated,
+    not what its suffix says, a .pt payload torch refuses) is a ValueError naming the file and
+    the fix."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"no such file: {path}")
     suffix = p.suffix.lower()
-    if suffix == ".npy":
-        return np.load(p, allow_pickle=False)
-    if suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            return _pick(dict(z), key, path)
+    if suffix not in (".npy", ".npz", ".pt", ".csv"):
+        raise ValueError(f"unsupported file type {suffix!r} for {path}: use .npy, .npz, .pt or "
+                         ".csv")
+    if p.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes); write the matrix into it again")
     if suffix == ".pt":
-        import torch
-
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-        return _pick(obj, key, path) if isinstance(obj, dict) else obj
+        return _load_pt(p, key)
     if suffix == ".csv":
-        with open(p) as f:
-            first = f.readline()
-        has_header = any(c.isalpha() and c not in "eE" for c in first) or "nan" in first.lower()
-        return np.loadtxt(p, delimiter=",", skiprows=int(has_header), ndmin=2)
-    raise ValueError(f"unsupported file type {suffix!r} for {path}: use .npy, .npz, .pt or .csv")
+        return _load_csv(p)
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        with np.load(p, allow_pickle=False) as z:
+            return _pick({name: z[name] for name in z.files}, key, path)
+    except (EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        if isinstance(err, ValueError) and str(err).startswith(f"key {key!r} not in"):
+            raise
+        if isinstance(err, ValueError) and "holds" in str(err) and "--key" in str(err):
+            raise
+        raise ValueError(f"cannot read {path} as {suffix} ({type(err).__name__}: "
+                         f"{_first_line(err)}): the file is truncated, corrupt or not a numpy "
+                         f"{suffix} file (object arrays are refused); save the matrix again with "
+                         f"numpy.{'save' if suffix == '.npy' else 'savez'}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message, without terminal colour codes, at most 160
+    characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return (text.splitlines() or [""])[0][:160]
+
+
+def _load_pt(p: Path, key: str | None) -> np.ndarray:
+    """A tensor, or a dict of tensors (--key), saved with torch.save; torch.load with
+    weights_only=True, so a payload that would run code is refused, in one line."""
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise ValueError(f"reading {p} (.pt) needs torch, which is not installed: install it "
+                         "(pip install torch) or save the matrix with numpy.save as .npy") from None
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(f"cannot read {p} as a tensor file ({type(err).__name__}: "
+                         f"{_first_line(err)}): it is truncated, corrupt, or holds objects other "
+                         "than tensors (refused: loading them could run code); save the matrix "
+                         "with torch.save(tensor) or numpy.save") from None
+    return _pick(obj, key, str(p)) if isinstance(obj, dict) else obj
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_csv(p: Path) -> np.ndarray:
+    """Comma-separated numbers; the first row is a header only when one of its fields is not a
+    number (so a first row holding nan or inf is data, and refused later as NaN/Inf)."""
+    with open(p) as f:
+        first = f.readline()
+    has_header = any(s.strip() and not _is_number(s) for s in first.split(","))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "input contained no data" -> error
+            return np.loadtxt(p, delimiter=",", skiprows=int(has_header), ndmin=2)
+    except (ValueError, UserWarning) as err:
+        raise ValueError(f"cannot read {p} as comma-separated numbers ({_first_line(err)}); "
+                         "write one row per sample, the same number of numeric fields in each, "
+                         "with at most one header row") from None
 
 
 def _pick(arrays: dict, key: str | None, path: str):
@@ -95,11 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        X = as_matrix(load_matrix(args.path, args.key))
+        data = load_matrix(args.path, args.key)
+        try:
+            X = as_matrix(data)
+        except ValueError as err:
+            raise ValueError(f"{args.path}: {err}") from None
         groups = parse_group_spec(args.groups, X.shape[1]) if args.groups else None
         result = multiinformation(X, method=args.method, groups=groups, k=args.k,
                                   base=args.base, seed=args.seed, ci=args.ci)
-    except ValueError as err:
+    except (ValueError, ImportError) as err:
         print(f"multiinfo: error: {err}", file=sys.stderr)
         return 2
     unit = {math.e: "nats", 2.0: "bits"}.get(args.base, f"log base {args.base:g}")

@@ -37,6 +37,9 @@ DEFAULT_K = {"knn_corrected": 8}
 # ksg/kl/kl_copula warn above this many columns: plain kNN estimates collapse (N = 5000, truth
 # 0.88 at d = 16: ksg 0.56, kl_copula -0.02; truth 3.52 at d = 64: ksg 0.60, kl_copula -13.6).
 KNN_WARN_DIM = 8
+# Continuous estimators refuse fewer rows than this (and N <= d + 1): at N = 8, d = 4 independent
+# normals, auto's old value ranged from -0.53 to 3.3 nats and ksg on 2 rows read -1.0.
+MIN_ROWS = 20
 # `auto` keeps the Gaussian copula while the kNN discrepancy is within this many standard errors.
 GAUSSIAN_MAX_Z = 3.0
 
@@ -76,7 +79,13 @@ def discrete_columns(X: np.ndarray) -> np.ndarray:
     which leaves M unchanged (theory.scores.jittered_normal_scores)."""
     n = X.shape[0]
     limit = min(DISCRETE_MAX_VALUES, n / DISCRETE_MIN_COUNT)
-    return np.array([len(np.unique(X[:, c])) <= limit for c in range(X.shape[1])])
+    # a column with more than `limit` distinct values in its first rows has more in all of them:
+    # continuous columns are settled by one small sort (np.unique on every column of a 10^4 x 192
+    # matrix cost as much as the copula estimate itself)
+    head = np.sort(X[:4 * DISCRETE_MAX_VALUES], axis=0)
+    maybe = 1 + (np.diff(head, axis=0) != 0).sum(axis=0) <= limit
+    return np.array([bool(maybe[c]) and len(np.unique(X[:, c])) <= limit
+                     for c in range(X.shape[1])])
 
 
 def bins_per_column(n: int, d: int) -> int:
@@ -133,6 +142,16 @@ def _neighbours(method: str, k: int | None, n: int) -> int:
     return max(1, min(DEFAULT_K.get(method, 3), n // 4)) if k is None else k
 
 
+def _check_rows(method: str, n: int, d: int) -> None:
+    """Continuous estimators need at least MIN_ROWS rows and N > d + 1 (else ValueError)."""
+    if n < MIN_ROWS or n <= d + 1:
+        need = max(MIN_ROWS, d + 2)
+        raise ValueError(
+            f"{method}: N = {n} rows for d = {d} continuous columns is too few to estimate M "
+            f"(at least {need} needed: below that, independent normals read anywhere from -0.5 "
+            "to 3 nats); add samples or select fewer columns")
+
+
 def _check_n(method: str, n: int, k: int) -> None:
     if method in ("ksg", "kl", "kl_copula", "knn_corrected") and n < k + 1:
         raise ValueError(f"{method} needs at least k + 1 = {k + 1} samples, got N = {n}; lower k "
@@ -140,11 +159,15 @@ def _check_n(method: str, n: int, k: int) -> None:
 
 
 def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
-              rng: np.random.Generator, rank: bool | None) -> float:
-    """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto."""
+              rng: np.random.Generator, rank: bool | None, check_rows: bool = True) -> float:
+    """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto.
+    check_rows=False (subsampling replicates only: halves of a sample that passed) skips the
+    MIN_ROWS floor."""
     if len(blocks) < 2:
         return 0.0
     k = _neighbours(method, k, len(X))
+    if method != "binned" and check_rows:
+        _check_rows(method, *X.shape)
     _check_n(method, len(X), k)
     if method == "gaussian":
         return _gaussian(X, blocks)
@@ -162,25 +185,52 @@ def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | Non
         return knn.kl(X, blocks, k, rng, rank=method == "kl_copula" or bool(rank))
     if method == "knn_corrected":
         return corrected.knn_corrected(X, blocks, k, rng).value
-    from theory import neural
-
+    try:
+        from theory import neural
+    except ModuleNotFoundError as err:
+        if err.name != "torch":
+            raise
+        raise ImportError("method='neural' needs torch, which is not installed: install it "
+                          "(pip install torch) or use method='auto'") from None
     return neural.neural(X, blocks, rng)
 
 
 def _auto(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
           rng: np.random.Generator) -> tuple[float, str, str]:
+    """(value in nats, method, reason): the `auto` rule (see _decide), with one more guard: when
+    every variable is one column and no column is discrete, M = M_copula + J(Z) >= M_copula (the
+    normal scores Z have exactly Gaussian marginals, so only the joint negentropy J >= 0 is left),
+    so a kNN value below the copula's is below a lower bound and the copula is returned."""
+    value, method, reason = _decide(X, blocks, k, rng)
+    if (method in ("knn_corrected", "ksg") and all(len(b) == 1 for b in blocks)
+            and not discrete_columns(X).any()):
+        bound = _copula(X, blocks)
+        if value < bound:
+            return (bound, "copula",
+                    f"{reason}; but {method}'s {value:+.4f} is below the Gaussian-copula value "
+                    f"{bound:.4f}, a lower bound of M for one-column variables (M = M_copula + "
+                    "the normal scores' joint negentropy): value = copula")
+    return value, method, reason
+
+
+def _decide(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
+            rng: np.random.Generator) -> tuple[float, str, str]:
     """(value in nats, method, reason): the `auto` rule, decided from the data.
 
     - every column discrete (discrete_columns) -> binned;
-    - N <= d + 1 -> ValueError (no continuous estimator of M is meaningful);
-    - otherwise knn_corrected runs: a t copula is fitted (theory.corrected) and a kNN statistic is
-      compared with the same statistic on samples of the fit. If the fit is the Gaussian copula
-      (the likelihood-ratio test against t copulas does not reject it), no column is discrete and
-      the kNN correction is within GAUSSIAN_MAX_Z standard errors of 0 -> copula (closed form,
-      bias-corrected: the most precise estimate when the Gaussian copula holds); else (heavy
-      tails, mixed columns, or a Gaussian copula the kNN check rejects) the knn_corrected value,
-      computed from the same random numbers as method="knn_corrected" with the same seed, so that
-      call reproduces it.
+    - fewer than MIN_ROWS rows, or N <= d + 1 -> ValueError (no estimate of M is meaningful);
+    - no column discrete and the moment screen (corrected.gaussian_copula_screen, O(N d^2)) does
+      not reject the Gaussian copula -> copula (closed form, bias-corrected: the most precise
+      estimate when the Gaussian copula holds), at about twice the cost of `copula` alone;
+    - otherwise knn_corrected runs: a t copula is fitted and a kNN statistic is compared with the
+      same statistic on samples of the fit. A Gaussian fit whose kNN correction is within
+      GAUSSIAN_MAX_Z standard errors of 0 (and no discrete column) -> copula after all; else the
+      knn_corrected value (computed from the same random numbers as method="knn_corrected" with
+      the same seed, so that call reproduces it), unless the kNN check rejects the fit AND the
+      corrected value is implausible (below 0, or a correction larger than the fit's M it
+      corrects): the correction then transfers the kNN bias of a model the data reject, and auto
+      falls back to ksg, which assumes no model (its per-row neighbour radius is shared by the
+      joint and the blocks, so its bias cancels on curved and degenerate data too).
     """
     n, d = X.shape
     discrete = discrete_columns(X)
@@ -189,36 +239,53 @@ def _auto(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
                 f"all {d} columns discrete (at most min({DISCRETE_MAX_VALUES}, N/"
                 f"{DISCRETE_MIN_COUNT}) = {min(DISCRETE_MAX_VALUES, n // DISCRETE_MIN_COUNT)} "
                 "distinct values each): plug-in entropies with Miller-Madow")
-    if n <= d + 1:
-        raise ValueError(f"auto: continuous data needs N > d + 1 samples (N = {n}, d = {d}); with "
-                         "fewer, no estimator of M is meaningful: add samples or select columns")
+    _check_rows("auto", n, d)
+    screen = None
+    if not discrete.any():
+        Z = normal_scores(X)
+        screen = corrected.gaussian_copula_screen(Z)
+        if not screen.rejected:
+            return (_gaussian(Z, blocks), "copula",
+                    f"Gaussian copula not rejected by the {screen}; bias-corrected closed form on "
+                    "normal scores (copula)")
     k = _neighbours("knn_corrected", k, n)
     _check_n("knn_corrected", n, k)
     res = corrected.knn_corrected(X, blocks, k, rng)
     z = res.discrepancy / res.se
-    check = (f"kNN correction from {corrected.N_REFERENCES} simulated samples of the fit "
+    first = ("" if screen is None else f"Gaussian copula rejected by the {screen}; ")
+    check = (f"kNN correction from {res.references} simulated samples of the fit "
              f"{res.discrepancy:+.4f} nats = {z:+.1f} se")
     value = (f"value = the fit's M {res.model:.4f} + kNN correction {res.discrepancy:+.4f} "
              "(knn_corrected)")
+    if np.isinf(res.fit.nu):
+        fit = (f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
+               f"{corrected.GAUSSIAN_LR_CRITICAL})")
+    else:
+        fit = (f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
+               f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL})")
+    if abs(z) > GAUSSIAN_MAX_Z and (res.value < 0 or abs(res.discrepancy) > max(res.model, 0)):
+        ksg_k = _neighbours("ksg", None, n)
+        why = ("below 0" if res.value < 0 else
+               f"its correction {res.discrepancy:+.4f} is larger than the fit's M {res.model:.4f}")
+        return (knn.ksg(X, blocks, ksg_k, rng), "ksg",
+                f"{first}{fit}; the kNN check rejects the fit ({check}, |z| > "
+                f"{GAUSSIAN_MAX_Z:g}) and the corrected value {res.value:+.4f} is implausible "
+                f"({why}): the correction carries the kNN bias of a rejected model; value = ksg "
+                f"(k = {ksg_k}, no model assumed; biased low in high dimension)")
     if not np.isinf(res.fit.nu):
-        return (res.value, "knn_corrected",
-                f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
-                f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL}); "
-                f"{check}; {value}")
-    gaussian = (f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
-                f"{corrected.GAUSSIAN_LR_CRITICAL})")
+        return res.value, "knn_corrected", f"{first}{fit}; {check}; {value}"
     if discrete.any():
         return (res.value, "knn_corrected",
                 f"mixed: {int(discrete.sum())} of {d} columns discrete (ties broken by seeded "
-                f"noise, M unchanged; the Gaussian closed form does not apply); {gaussian}; "
+                f"noise, M unchanged; the Gaussian closed form does not apply); {fit}; "
                 f"{check}; {value}")
     if abs(z) > GAUSSIAN_MAX_Z:
         return (res.value, "knn_corrected",
-                f"Gaussian copula rejected by the kNN check: {gaussian}, but {check} "
+                f"{first}{fit}, and the kNN check rejects the Gaussian copula: {check} "
                 f"(|z| > {GAUSSIAN_MAX_Z:g}); {value}")
     return (_copula(X, blocks), "copula",
-            f"Gaussian copula not rejected: {gaussian} and {check} (|z| <= {GAUSSIAN_MAX_Z:g}); "
-            "bias-corrected closed form on normal scores (copula)")
+            f"{first}but {fit} and the kNN check does not reject it: {check} "
+            f"(|z| <= {GAUSSIAN_MAX_Z:g}); bias-corrected closed form on normal scores (copula)")
 
 
 class Estimate(float):
@@ -300,7 +367,8 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | 
 def choose_method(X: Any, groups: Any = None, k: int | None = None,
                   seed: int | np.random.Generator | None = None) -> str:
     """The method `auto` picks for X (see _auto); the same as multiinformation(X).method. It costs
-    one auto estimate (for d >= 2 continuous data: a copula fit and three kNN statistics)."""
+    one auto estimate (on Gaussian-copula data about two copula estimates; otherwise a copula fit
+    and several kNN statistics)."""
     return multiinformation(X, groups=groups, k=k, seed=seed).method
 
 
@@ -312,7 +380,7 @@ def subsampling_replicates(X: np.ndarray, blocks: list[np.ndarray], method: str,
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     half = len(X) // 2
     return np.array([_estimate(X[rng.choice(len(X), half, replace=False)], blocks, method, k,
-                               rng, rank) for _ in range(n_boot)])
+                               rng, rank, check_rows=False) for _ in range(n_boot)])
 
 
 def subsampling_interval(value: float, replicates: np.ndarray, n: int,

@@ -15,11 +15,17 @@ import numpy as np
 def as_matrix(X: Any) -> np.ndarray:
     """A float64 copy of X (numpy array, torch tensor or nested lists) after shape/finite checks."""
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor, without importing torch
+        if X.is_complex():
+            raise ValueError(_COMPLEX)
         X = X.detach().cpu().double().numpy()  # double(): bfloat16/half have no numpy dtype
     try:
-        A = np.array(X, dtype=np.float64)  # always a copy: the caller's data is never mutated
+        X = X if isinstance(X, np.ndarray) else np.asarray(X)
+        if not np.iscomplexobj(X):
+            A = np.array(X, dtype=np.float64)  # always a copy: the caller's data is never mutated
     except (TypeError, ValueError) as err:
         raise ValueError(f"X must be a numeric (N, d) array; could not convert it: {err}") from None
+    if np.iscomplexobj(X):
+        raise ValueError(_COMPLEX)
     if A.ndim != 2:
         raise ValueError(
             f"X must be a 2-D array of shape (N samples, d columns), got shape {A.shape}; "
@@ -34,6 +40,11 @@ def as_matrix(X: Any) -> np.ndarray:
             f"{int(bad.any(axis=1).sum())} rows; drop them (X[np.isfinite(X).all(1)]) "
             "or impute")
     return A
+
+
+_COMPLEX = ("X is complex: M is defined here for real variables only, and dropping the imaginary "
+            "part would be silent data loss; pass np.column_stack([X.real, X.imag]) to treat "
+            "the two parts as separate columns")
 
 
 def parse_groups(groups: Any, d: int) -> list[np.ndarray]:

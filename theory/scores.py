@@ -10,8 +10,19 @@ from scipy.stats import rankdata
 
 
 def normal_scores(X: np.ndarray) -> np.ndarray:
-    """Per column Phi^-1(rank / (N + 1)), ties given their average rank (deterministic)."""
-    return ndtri(rankdata(X, axis=0) / (X.shape[0] + 1))
+    """Per column Phi^-1(rank / (N + 1)), ties given their average rank (deterministic).
+
+    One argsort per column (on a transposed copy: sorting contiguous rows is several times faster
+    than strided columns); columns with ties go through scipy's rankdata (average ranks)."""
+    n, d = X.shape
+    XT = np.ascontiguousarray(X.T)
+    order = np.argsort(XT, axis=1)
+    tied = (np.diff(np.take_along_axis(XT, order, axis=1), axis=1) == 0).any(axis=1)
+    out = np.empty((d, n))
+    np.put_along_axis(out, order, ndtri(np.arange(1, n + 1) / (n + 1))[None, :], axis=1)
+    if tied.any():
+        out[tied] = ndtri(rankdata(XT[tied], axis=1) / (n + 1))
+    return np.ascontiguousarray(out.T)
 
 
 def jittered_normal_scores(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
