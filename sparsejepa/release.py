@@ -140,16 +140,21 @@ def default_dir() -> Path:
 
 
 def _installed_from() -> Path | None:
-    """The local folder this package was pip-installed from (PEP 610 direct_url.json), if any."""
+    """The local folder this copy of the package was pip-installed from (PEP 610 direct_url.json
+    of the metadata installed beside it), if any."""
     from importlib import metadata
     from urllib.parse import unquote, urlparse
 
-    try:
-        text = metadata.distribution("sparsejepa").read_text("direct_url.json")
-        url = urlparse(json.loads(text)["url"]) if text else None
-    except (metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    return Path(unquote(url.path)) if url is not None and url.scheme == "file" else None
+    site = Path(__file__).resolve().parents[1]
+    for dist in metadata.distributions(name="sparsejepa"):
+        if Path(str(dist.locate_file(""))).resolve() != site:
+            continue  # e.g. a build's sparsejepa.egg-info in a clone on sys.path
+        try:
+            url = urlparse(json.loads(dist.read_text("direct_url.json") or "")["url"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return Path(unquote(url.path)) if url.scheme == "file" else None
+    return None
 
 
 def _not_found_hint(folder: Path) -> str:
