@@ -22,6 +22,7 @@ from .config import load_config
 DEFAULT_RELEASES = ("jepa_s0", "sparsejepa_s0")
 PROBE_SIZES = (8000, 2000)  # shapes train / test images for every row of the table
 TASKS = ("count", "dist", "shape")
+PROBE = {"epochs": 30, "batch_size": 256}  # linear-probe settings of the demo preset
 TRAIN_EPOCHS = 2  # of the demo preset on the probe set's train images: about 125 steps
 NEXT_STEPS = """\
 next steps:
@@ -54,15 +55,16 @@ def table(rows: list[tuple[str, dict]], pixels: dict, chance: dict[str, float],
     return "\n".join(lines)
 
 
-def verdict(label: str, result: dict, pixels: dict, tasks: tuple[str, ...]) -> str:
-    """One plain sentence: does `result` beat the pixel probe on each task, and by how much."""
+def verdict(label: str, result: dict, pixels: dict, tasks: tuple[str, ...], why: str = "") -> str:
+    """One plain sentence: does `result` beat the pixel probe on each task, and by how much (with
+    `why` appended when it does not)."""
     gains = {t: _top1(result, t) - _top1(pixels, t) for t in tasks}
     worse = [t for t, g in gains.items() if g <= 0]
     said = ", ".join(f"{t} {g:+.1f}" for t, g in gains.items())
     if not worse:
         return f"{label} beats the raw-pixel probe on every task ({said} points)."
-    return (f"{label} does NOT beat the raw-pixel probe on {', '.join(worse)} ({said} points): "
-            "this run is too short to learn features; it only shows that training works here.")
+    return (f"{label} does NOT beat the raw-pixel probe on {', '.join(worse)} ({said} "
+            f"points){': ' + why if why else ''}.")
 
 
 def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZES,
@@ -75,20 +77,19 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     n_train, n_test = sizes
-    print(f"[1/4] shipped releases {', '.join(names)} (pre-trained on CIFAR-100) probed on the "
-          f"offline shapes tasks, {n_train} train / {n_test} test images, beside raw pixels")
+    print(f"[1/4] the shipped releases {', '.join(names)} probed on the offline shapes tasks, "
+          f"{n_train} train / {n_test} test images, beside a probe of the raw pixels")
     shapes = data.load_dataset("shapes", seed=seed, n_train=n_train, n_test=n_test)
     tasks = tuple(t for t in TASKS if t in shapes.num_classes)
-    pixels = baselines.pixel_probes(shapes, tasks=list(tasks), seed=seed, epochs=30,
-                                    batch_size=256)
+    pixels = baselines.pixel_probes(shapes, tasks=list(tasks), seed=seed, **PROBE)
     chance = {t: baselines.majority_rate(shapes, t) for t in tasks}
     rows, shipped = [], {}
     for name in names:
         r = release.load(name, directory=directory)
-        res = probe.run_probes(r.encoder, shapes, tasks=list(tasks), seed=seed, epochs=30,
-                               batch_size=256)
+        res = probe.run_probes(r.encoder, shapes, tasks=list(tasks), seed=seed, **PROBE)
         shipped[name] = res
-        rows.append((f"{name} ({r.method}, {r.config.train.epochs:g} ep CIFAR-100)", res))
+        rows.append((f"{name} ({r.method}, {r.config.train.epochs:g} ep {r.config.data.dataset})",
+                     res))
     print(table(rows, pixels, chance, tasks))
     print(f"({time.perf_counter() - tic:.0f} s; test top-1 %, linear probe chosen on a validation "
           "split; in brackets: points above the raw-pixel probe)")
@@ -114,13 +115,13 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     state = train(cfg, out / "train", resume=False, progress=progress, dataset=shapes)
     t_train = time.perf_counter() - t_train
     encoder, _ = checkpoint.load_target_encoder(out / "train" / "ckpt.pt")
-    trained = probe.run_probes(encoder, shapes, tasks=list(tasks), seed=seed, epochs=30,
-                               batch_size=256)
+    trained = probe.run_probes(encoder, shapes, tasks=list(tasks), seed=seed, **PROBE)
     label = f"demo run ({state.step} steps, {t_train:.0f} s)"
     print(table([*rows, (label, trained)], pixels, chance, tasks))
     for name, res in shipped.items():
         print(verdict(f"release {name}", res, pixels, tasks))
-    print(verdict(f"The {label}", trained, pixels, tasks))
+    print(verdict(f"The {label}", trained, pixels, tasks,
+                  "this run is too short to learn features; it only shows that training works"))
     print(f"(demo done in {time.perf_counter() - tic:.0f} s)")
 
     print(f"\n[4/4] {NEXT_STEPS}")

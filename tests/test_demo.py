@@ -27,8 +27,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     results = demo.run(out, overrides=["train.epochs=1", "train.batch_size=32"], sizes=(96, 48),
                        progress=False)
     text = capsys.readouterr().out
-    for line in ("raw pixels, same linear probe", "majority class", "jepa_s0 (JEPA, 18 ep",
-                 "sparsejepa_s0 (SparseJEPA", "demo run (3 steps", "next steps:", "make figures"):
+    for line in ("raw pixels, same linear probe", "majority class", "demo run (3 steps",
+                 "jepa_s0 (JEPA, 18 ep cifar100)", "sparsejepa_s0 (SparseJEPA, 18 ep cifar100)",
+                 "next steps:", "make figures", "beats the raw-pixel probe on every task"):
         assert line in text, line
     assert set(results["releases"]) == {"jepa_s0", "sparsejepa_s0"}
     assert set(results["pixels"]["tasks"]) == {"count", "dist", "shape"}
