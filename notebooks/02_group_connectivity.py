@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -20,7 +22,8 @@
 # contiguous groups; group g is generated from W^(g) z. The heat-map shows the column norms
 # ||w_j^(g)||_2 (rows: groups, columns: latents) saved with each checkpoint, for every λ released;
 # a connection is active when its norm is nonzero (the proximal step sets pruned columns to
-# exactly 0, marked x). λ = 0 is the VAE head without sparsity.
+# exactly 0, grey with x). λ = 0 is the VAE head without sparsity. The colour scale is logarithmic:
+# the connections that survive λ = 1 have norms near 0.02, a hundred times below those of λ = 0.
 
 # %%
 from IPython.display import Image

@@ -22,7 +22,8 @@
 # images (an anti-collapse health signal; a falling loss alone is not one) and the number of active
 # group connections, against the training step; with the multiinformation monitor of newer runs
 # also the total and between-group multiinformation of those features (nats, Gaussian copula).
-# Solid: first seed, dashed: others.
+# Colour: the group (method, λ, training epochs; lighter for the shorter run of a method), line
+# style: the seed (solid 0, dashed 1).
 
 # %%
 from IPython.display import Image

@@ -3,10 +3,9 @@
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from . import checkpoint, data, release
+from . import __version__, checkpoint, data, release
 from .config import ConfigError, load_config, presets
 
 
@@ -29,7 +28,8 @@ def probe_checkpoint(
     n_train: int | None = None,
     n_test: int | None = None,
 ) -> dict:
-    """Probe the frozen target encoder of a checkpoint; write JSON to `out` when given.
+    """Probe the frozen target encoder of a checkpoint (a training run's ckpt.pt, a release's
+    .safetensors file or a release name such as "jepa_s0"); write JSON to `out` when given.
 
     The probe set defaults to the training set (with its subset sizes); `n_train`/`n_test`
     override the sizes."""
@@ -39,7 +39,13 @@ def probe_checkpoint(
     from .train import resolve_device
 
     dev = resolve_device(device)
-    encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
+    is_release = str(ckpt).endswith(".safetensors") or not (
+        Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt))
+    if is_release:
+        loaded = release.load(ckpt, device=dev)
+        encoder, cfg = loaded.encoder, loaded.config
+    else:
+        encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
     name = dataset_name or cfg.data.dataset
     same = name == cfg.data.dataset
     ds = data.load_dataset(
@@ -51,7 +57,8 @@ def probe_checkpoint(
         n_test=n_test or (cfg.data.n_test if same else None),
         image_size=cfg.model.img_size,
     )
-    cache = Path(ckpt).with_name(f"features_{name}.pt")
+    cache = (data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz" if is_release
+             else Path(ckpt).with_name(f"features_{name}.pt"))
     with torch.no_grad():
         results = probe.run_probes(
             encoder,
@@ -75,31 +82,9 @@ def _probe(args) -> None:
 
 
 def _demo(args) -> None:
-    from .train import train
+    from . import demo
 
-    out = Path(args.out)
-    rows, tic = [], time.perf_counter()
-    for method, sparse in (("JEPA", False), ("SparseJEPA", True)):
-        cfg = load_config(
-            "demo", [f"sparsity.enabled={str(sparse).lower()}", f"name={method}", *args.set]
-        )
-        run_dir = out / method.lower()
-        train(cfg, run_dir, resume=True, progress=not args.quiet)
-        res = probe_checkpoint(run_dir / "ckpt.pt", out=run_dir / "probe.json")
-        rows.append((method, res))
-    tasks = list(rows[0][1]["tasks"])
-    print(
-        f"\nshapes demo: test top-1 %, best linear probe / weighted kNN "
-        f"({time.perf_counter() - tic:.0f} s in all)"
-    )
-    print(f"{'method':<12}" + "".join(f"{t:>16}" for t in tasks))
-    for method, res in rows:
-        cells = "".join(
-            f"{r['best']['top1']:>9.1f} /{r['knn']['top1']:>5.1f}"
-            for r in (res["tasks"][t] for t in tasks)
-        )
-        print(f"{method:<12}{cells}")
-    (out / "results.json").write_text(json.dumps(dict(rows), indent=2))
+    demo.run(args.out, args.releases, args.set, progress=not args.quiet)
 
 
 def _export(args) -> None:
@@ -135,6 +120,7 @@ def _figures(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sparsejepa", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train JEPA / SparseJEPA (resumes from OUT/ckpt.pt)")
@@ -153,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("probe", help="linear / kNN probes of a checkpoint's target encoder")
-    p.add_argument("--ckpt", required=True)
+    p.add_argument("--ckpt", required=True,
+                   help="a run's ckpt.pt, a release's .safetensors file or a release name "
+                        "(e.g. jepa_s0, from env SPARSEJEPA_CHECKPOINTS or checkpoints/)")
     p.add_argument("--dataset", default=None,
                    help="cifar100, shapes or clevr (default: the training set)")
     p.add_argument("--data-path", default=None)
@@ -163,9 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_probe)
 
-    p = sub.add_parser("demo", help="train JEPA and SparseJEPA on the offline shapes set and probe")
+    p = sub.add_parser("demo", help="the shipped releases against raw pixels on the offline shapes "
+                       "set, their figures, a short training run (offline, minutes)")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--releases", nargs="+", default=None, metavar="NAME",
+                   help="releases to probe (default: jepa_s0 sparsejepa_s0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for the demo training run, e.g. --set train.epochs=4")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
 

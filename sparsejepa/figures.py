@@ -14,6 +14,8 @@ verified results.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import os
 from collections import Counter
@@ -49,18 +51,26 @@ def figure_dir() -> Path:
     return path
 
 
-def save(fig: Figure, name: str, dpi: int = 150) -> Path:
-    """Write `name`.png and `name`.pdf into figure_dir(); returns the PNG path."""
-    out = figure_dir()
+def save(fig: Figure, name: str, dpi: int = 150, folder: str | Path | None = None) -> Path:
+    """Write `name`.png and `name`.pdf into `folder` (default figure_dir()); returns the PNG."""
+    out = _folder(folder)
     fig.savefig(out / f"{name}.png", dpi=dpi)
     fig.savefig(out / f"{name}.pdf")
     return out / f"{name}.png"
 
 
-def save_table(text: str, name: str) -> str:
-    """Write a printed table to figure_dir()/`name`.txt and return it (the notebook prints it)."""
-    (figure_dir() / f"{name}.txt").write_text(text + "\n")
+def save_table(text: str, name: str, folder: str | Path | None = None) -> str:
+    """Write a printed table to `folder`/`name`.txt (default figure_dir()) and return it (the
+    notebook prints it)."""
+    (_folder(folder) / f"{name}.txt").write_text(text + "\n")
     return text
+
+
+def _folder(folder: str | Path | None) -> Path:
+    if folder is None:
+        return figure_dir()
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder)
 
 
 def load_releases(directory: str | Path | None = None) -> list[Release]:
@@ -186,16 +196,66 @@ def _column_name(dataset: str, task: str) -> str:
     return f"{dataset}/{task}"
 
 
-def probe_table(rs: list[Release], metric: str = "best_by_val") -> str:
-    """Top-1 % per group and task, mean +- sd over seeds, with the reported numbers beside."""
+def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 0) -> dict:
+    """{(dataset, task): {"pixels": top-1 %, "majority": top-1 %}} for every dataset the releases
+    were probed on and that is found here: the same probes on the raw pixels
+    (`baselines.pixel_probes`) and the majority-class rate, on the probe set of the seed-`seed`
+    releases (same sizes; the shapes images depend on the seed). Datasets not found are left out.
+    The pixel probes (long on CIFAR-100) are cached per probe set and version of the probe code."""
+    from . import baselines, data, probe
+
+    sizes = {}
+    for r in rs:
+        for dataset, result in r.probes.items():
+            if seed_of(r) == seed or dataset not in sizes:
+                sizes[dataset] = (result["n_train"], result["n_test"], r.config.probe)
+    out = {}
+    for dataset, (n_train, n_test, probe_cfg) in sorted(sizes.items()):
+        try:
+            ds = data.load_dataset(dataset, seed=seed, n_train=n_train, n_test=n_test)
+        except data.DatasetError:
+            continue
+        tasks = sorted({t for r in rs for t in r.probes.get(dataset, {}).get("tasks", {})})
+        code = b"".join(Path(m.__file__).read_bytes() for m in (probe, baselines))
+        key = hashlib.sha256(code + f"{tasks}|{probe_cfg.epochs}|{probe_cfg.batch_size}".encode())
+        cache = (data.default_cache_dir() / "pixel_probes"
+                 / f"{dataset}_{n_train}_{n_test}_s{seed}_{key.hexdigest()[:16]}.json")
+        if cache.is_file():
+            pixels = json.loads(cache.read_text())
+        else:
+            pixels = baselines.pixel_probes(ds, tasks=tasks, seed=seed, epochs=probe_cfg.epochs,
+                                            batch_size=probe_cfg.batch_size)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(pixels))
+        for task in tasks:
+            out[(dataset, task)] = {"pixels": pixels["tasks"][task][metric]["top1"],
+                                    "majority": baselines.majority_rate(ds, task)}
+    return out
+
+
+BASELINE_LABELS = {"pixels": "raw pixels, same linear probe", "majority": "majority class"}
+
+
+def probe_table(rs: list[Release], metric: str = "best_by_val",
+                baselines: dict | None = None) -> str:
+    """Top-1 % per group and task, mean +- sd over seeds, with the reported numbers and the
+    baselines (`baseline_values`) beside."""
     values = probe_values(rs, metric)
+    baselines = baselines or {}
     columns = sorted({key for cells in values.values() for key in cells} | set(REPORTED))
     header = ["method", *(_column_name(*c) for c in columns)]
     rows = [[group, *(_cell(cells.get(c, [])) for c in columns)] for group, cells in values.items()]
+    for kind, label in BASELINE_LABELS.items():
+        if any(kind in baselines.get(c, {}) for c in columns):
+            rows.append([label, *(f"{baselines[c][kind]:.1f}" if kind in baselines.get(c, {})
+                                  else "-" for c in columns)])
     for method in ("JEPA", "SparseJEPA"):
         rows.append([f"{method} ({REPORTED_LABEL})",
                      *(f"{REPORTED[c][method]:.2f}" if c in REPORTED else "-" for c in columns)])
     notes = [f"test top-1 %, probe '{metric}'; mean +- sample sd over seeds (n runs)"]
+    if baselines:
+        notes.append("raw pixels: the same linear heads on the normalised pixels of the seed-0 "
+                     "probe set; majority class: always the most frequent training class")
     if not any(c[0] == "clevr" for cells in values.values() for c in cells):
         notes.append(
             "CLEVR was not available to these runs: count/dist are the offline shapes stand-ins, "
@@ -204,38 +264,77 @@ def probe_table(rs: list[Release], metric: str = "best_by_val") -> str:
     return _format(header, rows) + "\n" + "\n".join(f"note: {n}" for n in notes)
 
 
-def plot_probes(rs: list[Release], metric: str = "best_by_val") -> Figure:
-    """Bars of mean top-1 per task and group, seeds as dots, reported numbers as hollow markers."""
+def group_colours(rs: list[Release]) -> dict[str, tuple]:
+    """A colour per group: the method's colour for its first group, lighter shades for the
+    others (e.g. JEPA 18 ep dark blue, JEPA 9 ep light blue)."""
+    from matplotlib.colors import to_rgb
+
+    by_method: dict[str, list[str]] = {}
+    for r in rs:
+        groups = by_method.setdefault(r.method, [])
+        if group_of(r) not in groups:
+            groups.append(group_of(r))
+    colours = {}
+    for method, groups in by_method.items():
+        base = np.array(to_rgb(METHOD_COLOURS[method]))
+        for i, group in enumerate(groups):
+            mix = 0.5 * i / max(len(groups) - 1, 1)  # 0 for the first group, up to half-white
+            colours[group] = tuple(base * (1 - mix) + mix)
+    return colours
+
+
+def plot_probes(rs: list[Release], metric: str = "best_by_val",
+                baselines: dict | None = None) -> Figure:
+    """Bars of mean top-1 per task and group, seeds as dots; the raw-pixel probe (dashed) and the
+    majority-class rate (dotted) across each task's bars; the reported numbers (hollow diamonds)
+    only over the columns they were reported for (never over the shapes stand-ins)."""
     values = probe_values(rs, metric)
+    baselines = baselines or {}
     columns = sorted({key for cells in values.values() for key in cells})
     groups = list(values)
-    fig = Figure(figsize=(1.6 + 1.3 * len(columns), 3.6), layout="constrained")
+    fig = Figure(figsize=(3.2 + 1.5 * len(columns), 4.0), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(len(groups), 1)
     method_of_group = {group_of(r): r.method for r in rs}
+    first_of_method = {m: next(g for g in groups if method_of_group[g] == m)
+                       for m in method_of_group.values()}
+    colours = group_colours(rs)
     for g, group in enumerate(groups):
         method = method_of_group[group]
-        colour = METHOD_COLOURS[method]
         for c, column in enumerate(columns):
             seeds = values[group].get(column, [])
             if not seeds:
                 continue
             x = c + (g - (len(groups) - 1) / 2) * width
-            ax.bar(x, np.mean(seeds), width * 0.9, color=colour, alpha=0.45 + 0.5 * (g == 0),
+            ax.bar(x, np.mean(seeds), width * 0.9, color=colours[group],
                    label=group if c == 0 else None)
             ax.plot([x] * len(seeds), seeds, "k.", ms=4)
-            reported = REPORTED.get(column if column[0] != "shapes" else ("clevr", column[1]))
-            if reported and method in reported:
-                ax.plot(x, reported[method], marker="D", mfc="none", mec=colour, ms=8, ls="none",
-                        label=f"{method} ({REPORTED_LABEL})")
-    ax.set_xticks(range(len(columns)), [_column_name(*c).replace(" [", "\n[") for c in columns],
-                  fontsize=7)
+            reported = REPORTED.get(column, {})
+            if method in reported and group == first_of_method[method]:
+                ax.plot(x, reported[method], marker="D", mfc="none", mec=METHOD_COLOURS[method],
+                        mew=1.5, ms=8, ls="none", label=f"{method} ({REPORTED_LABEL})")
+    for c, column in enumerate(columns):
+        for kind, style in (("pixels", "--"), ("majority", ":")):
+            if kind in baselines.get(column, {}):
+                ax.hlines(baselines[column][kind], c - 0.45, c + 0.45, colors="k", linestyles=style,
+                          lw=1.2, label=BASELINE_LABELS[kind])
+    ax.set_xticks(range(len(columns)), [_tick_name(*c) for c in columns], fontsize=7)
     ax.set_ylabel(f"test top-1 % ({metric})")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7)
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Linear-probe transfer of the frozen target encoder", fontsize=10)
+    if any(d == "shapes" and t in STAND_INS for d, t in columns):
+        ax.set_xlabel("shapes/count and shapes/dist are offline stand-ins for Clevr/Count and "
+                      "Clevr/Dist: the reported Clevr numbers do not apply to them", fontsize=7)
     return fig
+
+
+def _tick_name(dataset: str, task: str) -> str:
+    if dataset == "shapes" and task in STAND_INS:
+        return f"{dataset}/{task}\n(stand-in for\n{STAND_INS[task]})"
+    return f"{dataset}/{task}"
 
 
 # ----------------------------------------------------------------------------- 02 group matrices
@@ -264,7 +363,11 @@ def group_table(rs: list[Release]) -> str:
 
 def plot_group_matrices(rs: list[Release]) -> Figure:
     """Heat-maps of ||w_j^(g)||_2 (rows: channel groups, columns: latents), one per SparseJEPA
-    release, ordered by lambda; a shared colour scale; zero (pruned) entries are marked."""
+    release, ordered by lambda, on one logarithmic colour scale (the surviving norms of a strong
+    penalty are 100x smaller than those of lambda = 0); pruned (exactly 0) entries: grey with x."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
     runs = sparse_runs(rs)
     if not runs:
         raise ValueError("no SparseJEPA releases: nothing to draw")
@@ -272,11 +375,17 @@ def plot_group_matrices(rs: list[Release]) -> Figure:
     rows = math.ceil(len(runs) / cols)
     fig = Figure(figsize=(3.0 * cols + 0.8, 2.7 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    vmax = max(float(r.group_matrix.max()) for r in runs) or 1.0
+    positive = np.concatenate([r.group_matrix[r.group_matrix > 0] for r in runs])
+    vmax = float(positive.max()) if positive.size else 1.0
+    vmin = min(float(positive.min()) if positive.size else vmax, vmax / 10)
+    norm = LogNorm(vmin=vmin, vmax=vmax)
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")
+    image = None
     for ax, r in zip(axes, runs, strict=False):
-        image = ax.imshow(r.group_matrix, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+        image = ax.imshow(np.ma.masked_equal(r.group_matrix, 0), cmap=cmap, norm=norm,
+                          aspect="auto")
         zeros = np.argwhere(r.group_matrix == 0)
-        ax.plot(zeros[:, 1], zeros[:, 0], "wx", ms=5)
+        ax.plot(zeros[:, 1], zeros[:, 0], "x", color="0.45", ms=5)
         a, total = active(r)
         ax.set_title(f"$\\lambda$={lam_of(r):g}, {epochs_of(r):g} ep, seed {seed_of(r)}: "
                      f"{a}/{total} active", fontsize=9)
@@ -284,7 +393,8 @@ def plot_group_matrices(rs: list[Release]) -> Figure:
         ax.set_ylabel("channel group g")
     for ax in axes[len(runs):]:
         ax.axis("off")
-    fig.colorbar(image, ax=axes.tolist(), label="$||w_j^{(g)}||_2$ (x: pruned to 0)")
+    fig.colorbar(image, ax=axes.tolist(),
+                 label="$||w_j^{(g)}||_2$, log scale (grey x: pruned to 0)")
     return fig
 
 
@@ -310,29 +420,52 @@ def curves_table(rs: list[Release]) -> str:
     return _format(header, rows)
 
 
-def plot_training_curves(rs: list[Release]) -> Figure:
+CURVE_TITLES = {
+    "jepa": "JEPA loss (smooth-L1, log)",
+    "recon": "head reconstruction loss (log)",
+    "kl": "head KL (log)",
+    "rankme": "RankMe of pooled target features",
+    "mi_total": "multiinformation, total (nats)",
+    "mi_between": "multiinformation between groups (nats)",
+    "active_connections": "active group connections",
+}
+SEED_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_training_curves(rs: list[Release], cols: int = 4) -> Figure:
     """JEPA loss, reconstruction, KL, RankMe, multiinformation and active connections (those
-    logged) against steps."""
+    logged) against steps, on a grid `cols` panels wide; colour: group (method, lambda, epochs),
+    line style: seed; one legend naming every run."""
     curves = logged_curves(rs)
     if not curves:
         raise ValueError("the releases have no training history (metrics.jsonl) to draw")
-    fig = Figure(figsize=(3.0 * len(curves), 3.0), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(curves)))
+    cols = min(cols, len(curves) + 1)  # + 1: the legend's panel
+    rows = math.ceil((len(curves) + 1) / cols)
+    fig = Figure(figsize=(2.6 * cols, 2.3 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    colours = group_colours(rs)
+    seeds = sorted({seed_of(r) for r in rs})
+    handles = {}
     for r in rs:
-        colour = METHOD_COLOURS[r.method]
-        style = "-" if seed_of(r) == min(seed_of(q) for q in rs) else "--"
-        for ax, key in zip(axes, curves, strict=True):
+        style = SEED_STYLES[seeds.index(seed_of(r)) % len(SEED_STYLES)]
+        label = f"{group_of(r)}, seed {seed_of(r)}"
+        for ax, key in zip(axes, curves, strict=False):
             points = [(rec["step"], rec[key]) for rec in r.history if rec.get(key) is not None]
             if points:
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, style, color=colour, lw=1.2,
-                        label=f"{group_of(r)} s{seed_of(r)}")
-    for ax, key in zip(axes, curves, strict=True):
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step")
+                (line,) = ax.plot(steps, values, style, color=colours[group_of(r)], lw=1.1)
+                handles.setdefault(label, line)
+    for ax, key in zip(axes, curves, strict=False):
+        ax.set_title(CURVE_TITLES.get(key, key), fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
         if key in ("jepa", "recon", "kl"):
             ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
+    legend_ax = axes[len(curves)]
+    legend_ax.axis("off")
+    legend_ax.legend(handles.values(), handles.keys(), fontsize=7, loc="center", frameon=False)
+    for ax in axes[len(curves) + 1:]:
+        ax.axis("off")
     return fig
 
 
@@ -402,13 +535,27 @@ def multiinformation_table(rows: list[dict]) -> str:
     )
 
 
+def run_label(group: str, seed: int) -> str:
+    """A multi-line tick label: ('SparseJEPA lam=1 18 ep', 0) -> 'SparseJEPA / λ=1, 18 ep / seed 0'
+    on three lines."""
+    method, _, rest = group.partition(" ")
+    if method.startswith("SparseJEPA") and rest.startswith("lam="):
+        lam, _, rest = rest.partition(" ")
+        rest = f"λ={lam[4:]}, {rest}"
+    return f"{method}\n{rest}\nseed {seed}"
+
+
 def plot_multiinformation(rows: list[dict]) -> Figure:
-    """Total and between-group M per release (with intervals), and the sum of within-group M."""
-    fig = Figure(figsize=(1.5 + 0.9 * len(rows), 3.6), layout="constrained")
+    """Total and between-group M per release (with intervals), and the sum of within-group M;
+    colour: the model, hatch: the part."""
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(2.0 + 1.15 * len(rows), 3.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
-    bars = ((-0.27, "total", ""), (0.0, "between", "//"), (0.27, "within", ".."))
-    for offset, key, hatch in bars:
+    parts = {"total": ("", "total"), "between": ("//", "between groups"),
+             "within": ("..", "sum within groups")}
+    for offset, (key, (hatch, _)) in zip((-0.27, 0.0, 0.27), parts.items(), strict=True):
         values = np.array([r[key] for r in rows])
         colours = [METHOD_COLOURS[r["model"]] for r in rows]
         err = None
@@ -416,12 +563,15 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
             ci = np.array([r[f"{key}_ci"] for r in rows])
             err = np.abs(np.stack([values - ci[:, 0], ci[:, 1] - values]))
         ax.bar(x + offset, values, 0.26, yerr=err, color=colours, hatch=hatch, edgecolor="k",
-               lw=0.5, capsize=2, label={"total": "total", "between": "between groups",
-                                         "within": "sum within groups"}[key])
-    ax.set_xticks(x, [f"{r['group']}\ns{r['seed']}" for r in rows], fontsize=7)
+               lw=0.5, capsize=2)
+    ax.set_xticks(x, [run_label(r["group"], r["seed"]) for r in rows], fontsize=7)
     ax.set_ylabel(f"multiinformation (nats, {rows[0]['method'] if rows else ''})")
-    ax.legend(fontsize=7)
-    ax.set_title("Multiinformation of pooled target features", fontsize=10)
+    models = dict.fromkeys(r["model"] for r in rows)
+    handles = [Patch(facecolor="white", edgecolor="k", hatch=h, label=label)
+               for h, label in parts.values()]
+    handles += [Patch(color=METHOD_COLOURS[m], label=m) for m in models]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("Multiinformation of pooled target features (95% intervals)", fontsize=10)
     return fig
 
 

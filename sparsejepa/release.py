@@ -7,8 +7,10 @@ A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_C
     NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
     MANIFEST.json         {"format": 1, "entries": {NAME: entry}}
 An entry records the file names with their sha256 and size, the full run config, the code version
-that trained it, the training step, the probe results per dataset, and the sparsity head's
-groups x latents connectivity matrix (column norms of W; None for JEPA).
+that trained it, the training step, the probe results per dataset, the sparsity head's
+groups x latents connectivity matrix (column norms of W; None for JEPA), and what an image must
+look like for the encoder: `img_size` and the training set's per-channel `mean`/`std` of x/255
+(`Release.transform` applies them, `Release.embed` returns pooled features).
 
 `export(run_dir, name)` writes one entry from a training run folder (ckpt.pt, metrics.jsonl and the
 probe_*.json / probe.json files `sparsejepa probe --out` wrote there). `load(name_or_path)` checks
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -58,10 +61,62 @@ class Release:
     code: dict = field(default_factory=dict)  # {"version", "git_commit"} of the training code
     step: int = 0
     timing: dict = field(default_factory=dict)  # as recorded by `reproduce`: train_s, probe_s, ...
+    mean: tuple[float, float, float] | None = None  # input normalisation of training (x/255 scale)
+    std: tuple[float, float, float] | None = None
+    img_size: int = 32  # the side of the square images the encoder takes
 
     @property
     def method(self) -> str:
         return method_of(self.config)
+
+    def transform(self, images) -> torch.Tensor:
+        """Images as the encoder takes them: uint8 (H, W, 3) or (N, H, W, 3) arrays / tensors, or
+        float tensors (N, 3, H, W) in [0, 1] (torchvision's ToTensor), -> float32 (N, 3, S, S)
+        normalised with the training set's mean/std, resized to S = img_size when needed."""
+        if self.mean is None or self.std is None:
+            raise ReleaseError(
+                f"release {self.name!r} records no input normalisation (an older export); "
+                "re-export it with `sparsejepa export` or `sparsejepa reproduce`"
+            )
+        return transform(images, self.mean, self.std, self.img_size)
+
+    @torch.no_grad()
+    def embed(self, images, batch_size: int = 256) -> torch.Tensor:
+        """(N, D) mean-pooled last-layer features (what the linear probes read) of images in any
+        form `transform` takes; on the encoder's device, returned on the CPU."""
+        x = self.transform(images)
+        device = next(self.encoder.parameters()).device
+        out = [self.encoder(x[i : i + batch_size].to(device)).float().mean(1).cpu()
+               for i in range(0, len(x), batch_size)]
+        return torch.cat(out)
+
+
+def transform(images, mean, std, img_size: int) -> torch.Tensor:
+    """uint8 (H, W, 3) / (N, H, W, 3) or float (N, 3, H, W) in [0, 1] -> normalised float32
+    (N, 3, img_size, img_size); bilinear (antialiased) resizing when the size differs."""
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    if x.dtype == torch.uint8:
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"uint8 images must be (H, W, 3) or (N, H, W, 3), got "
+                             f"{tuple(x.shape)}")
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+    elif x.is_floating_point():
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"float images must be (3, H, W) or (N, 3, H, W) in [0, 1], got "
+                             f"{tuple(x.shape)}")
+        x = x.float()
+    else:
+        raise ValueError(f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W), got {x.dtype}")
+    if x.shape[-2:] != (img_size, img_size):
+        x = torch.nn.functional.interpolate(x, size=(img_size, img_size), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - m) / s
 
 
 def method_of(cfg: Config) -> str:
@@ -72,9 +127,66 @@ def method_of(cfg: Config) -> str:
 
 
 def default_dir() -> Path:
-    """env SPARSEJEPA_CHECKPOINTS, else the `checkpoints/` folder of this repository."""
+    """env SPARSEJEPA_CHECKPOINTS, else the `checkpoints/` folder of this repository: next to the
+    package in a clone or an editable install, else that of the clone `pip install` was run on."""
     env = os.environ.get(ENV_DIR)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
+    if env:
+        return Path(env).expanduser()
+    beside = Path(__file__).resolve().parents[1] / "checkpoints"
+    clone = _installed_from()
+    if not (beside / MANIFEST).is_file() and clone and (clone / "checkpoints" / MANIFEST).is_file():
+        return clone / "checkpoints"
+    return beside
+
+
+def _installed_from() -> Path | None:
+    """The local folder this copy of the package was pip-installed from (PEP 610 direct_url.json
+    of the metadata installed beside it), if any."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    site = Path(__file__).resolve().parents[1]
+    for dist in metadata.distributions(name="sparsejepa"):
+        if Path(str(dist.locate_file(""))).resolve() != site:
+            continue  # e.g. a build's sparsejepa.egg-info in a clone on sys.path
+        try:
+            url = urlparse(json.loads(dist.read_text("direct_url.json") or "")["url"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return Path(unquote(url.path)) if url.scheme == "file" else None
+    return None
+
+
+def _not_found_hint(folder: Path) -> str:
+    """Where releases are looked for and how to point there."""
+    clone = _installed_from()
+    where = (f"`export {ENV_DIR}={clone / 'checkpoints'}` (the folder of the clone this package "
+             "was installed from)" if clone else
+             f"`export {ENV_DIR}=/path/to/your/clone/checkpoints` (the `checkpoints/` folder of a "
+             "clone of this repository)")
+    return (f"releases are looked for in {folder} (env {ENV_DIR}, else the `checkpoints/` folder "
+            f"of the clone); set {where}, or run `sparsejepa reproduce` to train them (hours)")
+
+
+def dataset_normalization(cfg: Config) -> tuple[tuple, tuple] | tuple[None, None]:
+    """(mean, std) per channel of x/255 over the training images of `cfg`, the normalisation the
+    run trained with (its dataset loaded as `train` loads it); (None, None) when the dataset is not
+    found here (the release then records none and `Release.transform` says so)."""
+    d = cfg.data
+    seed = cfg.train.seed if d.n_train is not None or d.dataset == "shapes" else 0
+    return _normalization(d.dataset, d.path, seed, d.n_train, d.n_test, cfg.model.img_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _normalization(dataset, path, seed, n_train, n_test, img_size):
+    from . import data
+
+    try:
+        ds = data.load_dataset(dataset, path=path, seed=seed, n_train=n_train, n_test=n_test,
+                               image_size=img_size)
+    except data.DatasetError:
+        return None, None
+    return tuple(float(v) for v in ds.mean), tuple(float(v) for v in ds.std)
 
 
 def config_sha256(config: dict) -> str:
@@ -170,6 +282,7 @@ def export(
         log.write_bytes((run_dir / "metrics.jsonl").read_bytes())
         history = {"file": log.name, "sha256": sha256_of(log)}
     groups = payload.get("group_matrix")
+    mean, std = dataset_normalization(cfg)
     entry = {
         "file": file.name,
         "sha256": sha256_of(file),
@@ -183,6 +296,9 @@ def export(
         "group_matrix": None if groups is None else groups.float().tolist(),
         "history": history,
         "timing": timing,
+        "mean": mean and list(mean),  # input normalisation of training: (x / 255 - mean) / std
+        "std": std and list(std),
+        "img_size": cfg.model.img_size,
     }
     with _locked(out / f"{MANIFEST}.lock"):  # parallel `reproduce --only ...` processes
         manifest = read_manifest(out)
@@ -218,10 +334,14 @@ def _resolve(name_or_path: str | Path, directory: str | Path | None) -> tuple[st
     folder = Path(directory) if directory is not None else default_dir()
     manifest = read_manifest(folder)
     if str(name_or_path) not in manifest["entries"]:
-        known = sorted(manifest["entries"]) or "none; run `sparsejepa reproduce` to make them"
+        if not manifest["entries"]:
+            raise ReleaseError(
+                f"no released encoder named {str(name_or_path)!r}: no {MANIFEST} in {folder}; "
+                + _not_found_hint(folder)
+            )
         raise ReleaseError(
             f"no released encoder named {str(name_or_path)!r} in {folder / MANIFEST}; available: "
-            f"{known} (set env {ENV_DIR} to use another folder)"
+            f"{sorted(manifest['entries'])} (set env {ENV_DIR} to use another folder)"
         )
     return str(name_or_path), manifest["entries"][str(name_or_path)], folder
 
@@ -295,6 +415,9 @@ def load(
         code=entry.get("code") or {},
         step=int(entry.get("step", 0)),
         timing=entry.get("timing") or {},
+        mean=tuple(entry["mean"]) if entry.get("mean") else None,
+        std=tuple(entry["std"]) if entry.get("std") else None,
+        img_size=int(entry.get("img_size", cfg.model.img_size)),
     )
 
 

@@ -99,6 +99,6 @@ def test_errors_exit_with_clear_message(tmp_path, monkeypatch, argv, message):
 def test_demo_end_to_end(tmp_path, capsys):
     main(["demo", "--out", str(tmp_path), "--quiet"])
     printed = capsys.readouterr().out
-    assert "JEPA" in printed and "SparseJEPA" in printed
+    assert "raw pixels, same linear probe" in printed and "next steps:" in printed
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"JEPA", "SparseJEPA"}
+    assert {"pixels", "majority", "releases", "demo_run"} <= set(results)

@@ -140,7 +140,7 @@ def test_missing_and_unknown_releases_are_clear_errors(exported, tmp_path):
     out, _ = exported
     with pytest.raises(ReleaseError, match=r"no released encoder named 'nope'.*\['sparse_s0'\]"):
         sparsejepa.load("nope", directory=out)
-    with pytest.raises(ReleaseError, match="none; run `sparsejepa reproduce`"):
+    with pytest.raises(ReleaseError, match="no MANIFEST.json in .*SPARSEJEPA_CHECKPOINTS"):
         sparsejepa.load("sparse_s0", directory=tmp_path / "empty")
     (out / "sparse_s0.safetensors").unlink()
     with pytest.raises(ReleaseError, match="weights file .* is missing"):
