@@ -32,8 +32,6 @@ def pixel_probes(
     *,
     tasks: list[str] | None = None,
     seed: int = 0,
-    epochs: int = 20,
-    batch_size: int = 1024,
 ) -> dict:
     """Linear, BatchNorm+linear and kNN probes of the raw pixels on each task of `dataset`:
     {"dataset", "n_train", "n_test", "feature_dims", "timing_s", "tasks": {task: {"pixels/linear",
@@ -52,8 +50,8 @@ def pixel_probes(
         y_test = torch.from_numpy(dataset.labels_test[task])
         classes = dataset.num_classes[task]
         res = {f"pixels/{head}": linear_probe(
-            train_x, y_train, test_x, y_test, classes, batchnorm=head == "bn_linear",
-            epochs=epochs, batch_size=batch_size, seed=seed) for head in HEADS}  # fmt: skip
+            train_x, y_train, test_x, y_test, classes, batchnorm=head == "bn_linear", seed=seed)
+            for head in HEADS}  # fmt: skip
         heads = list(res)
         best = max(heads, key=lambda h: res[h]["top1"])
         best_val = max(heads, key=lambda h: max(res[h]["val_top1"].values()))

@@ -22,7 +22,6 @@ from .config import load_config
 DEFAULT_RELEASES = ("jepa_s0", "sparsejepa_s0")
 PROBE_SIZES = (8000, 2000)  # shapes train / test images for every row of the table
 TASKS = ("count", "dist", "shape")
-PROBE = {"epochs": 30, "batch_size": 256}  # linear-probe settings of the demo preset
 TRAIN_EPOCHS = 2  # of the demo preset on the probe set's train images: about 125 steps
 NEXT_STEPS = """\
 next steps:
@@ -81,12 +80,12 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
           f"{n_train} train / {n_test} test images, beside a probe of the raw pixels")
     shapes = data.load_dataset("shapes", seed=seed, n_train=n_train, n_test=n_test)
     tasks = tuple(t for t in TASKS if t in shapes.num_classes)
-    pixels = baselines.pixel_probes(shapes, tasks=list(tasks), seed=seed, **PROBE)
+    pixels = baselines.pixel_probes(shapes, tasks=list(tasks), seed=seed)
     chance = {t: baselines.majority_rate(shapes, t) for t in tasks}
     rows, shipped = [], {}
     for name in names:
         r = release.load(name, directory=directory)
-        res = probe.run_probes(r.encoder, shapes, tasks=list(tasks), seed=seed, **PROBE)
+        res = probe.run_probes(r.encoder, shapes, tasks=list(tasks), seed=seed)
         shipped[name] = res
         rows.append((f"{name} ({r.method}, {r.config.train.epochs:g} ep {r.config.data.dataset})",
                      res))
@@ -115,7 +114,7 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     state = train(cfg, out / "train", resume=False, progress=progress, dataset=shapes)
     t_train = time.perf_counter() - t_train
     encoder, _ = checkpoint.load_target_encoder(out / "train" / "ckpt.pt")
-    trained = probe.run_probes(encoder, shapes, tasks=list(tasks), seed=seed, **PROBE)
+    trained = probe.run_probes(encoder, shapes, tasks=list(tasks), seed=seed)
     label = f"demo run ({state.step} steps, {t_train:.0f} s)"
     print(table([*rows, (label, trained)], pixels, chance, tasks))
     for name, res in shipped.items():

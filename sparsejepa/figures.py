@@ -208,23 +208,22 @@ def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 
     for r in rs:
         for dataset, result in r.probes.items():
             if seed_of(r) == seed or dataset not in sizes:
-                sizes[dataset] = (result["n_train"], result["n_test"], r.config.probe)
+                sizes[dataset] = (result["n_train"], result["n_test"])
     out = {}
-    for dataset, (n_train, n_test, probe_cfg) in sorted(sizes.items()):
+    for dataset, (n_train, n_test) in sorted(sizes.items()):
         try:
             ds = data.load_dataset(dataset, seed=seed, n_train=n_train, n_test=n_test)
         except data.DatasetError:
             continue
         tasks = sorted({t for r in rs for t in r.probes.get(dataset, {}).get("tasks", {})})
         code = b"".join(Path(m.__file__).read_bytes() for m in (probe, baselines))
-        key = hashlib.sha256(code + f"{tasks}|{probe_cfg.epochs}|{probe_cfg.batch_size}".encode())
+        key = hashlib.sha256(code + f"{tasks}".encode())
         cache = (data.default_cache_dir() / "pixel_probes"
                  / f"{dataset}_{n_train}_{n_test}_s{seed}_{key.hexdigest()[:16]}.json")
         if cache.is_file():
             pixels = json.loads(cache.read_text())
         else:
-            pixels = baselines.pixel_probes(ds, tasks=tasks, seed=seed, epochs=probe_cfg.epochs,
-                                            batch_size=probe_cfg.batch_size)
+            pixels = baselines.pixel_probes(ds, tasks=tasks, seed=seed)
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(pixels))
         for task in tasks:

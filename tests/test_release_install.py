@@ -99,7 +99,7 @@ def test_probe_takes_a_release_by_name_or_file(jepa, tmp_path, monkeypatch):
         return {"dataset": dataset.name, "tasks": {"count": {}}}
 
     monkeypatch.setattr(probe, "run_probes", run_probes)
-    probe_checkpoint("jepa_s0", "shapes", n_train=60, n_test=30, epochs=1)
+    probe_checkpoint("jepa_s0", "shapes", n_train=60, n_test=30)
     assert calls[-1] == ("shapes", 60, tmp_path / "cache" / "features" / "jepa_s0_shapes.npz")
     small = data.load_dataset("shapes", n_train=60, n_test=30)
     monkeypatch.setattr(data, "load_dataset", lambda *args, **kwargs: small)
