@@ -39,6 +39,10 @@ def probe_checkpoint(
     from . import probe
     from .train import resolve_device
 
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available here; use cpu or auto")
     dev = resolve_device(device)
     encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
     name = dataset_name or cfg.data.dataset
@@ -106,7 +110,8 @@ def _demo(args) -> None:
 
 
 def _export(args) -> None:
-    entry = release.export(args.run, args.name, args.out, args.probe or None)
+    entry = release.export(args.run, args.name, args.out, args.probe or None,
+                           overwrite=args.overwrite)
     folder = Path(args.out) if args.out else release.default_dir()
     print(f"exported {args.name}: {folder / entry['file']} (sha256 {entry['sha256'][:16]}...)")
 
@@ -115,7 +120,8 @@ def _reproduce(args) -> None:
     from . import reproduce
 
     entries = reproduce.reproduce(
-        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet
+        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(reproduce.summary(entries))
 
@@ -179,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
     p.add_argument("--probe", action="append", default=[], metavar="JSON",
                    help="probe results to record (default: RUN/probe*.json)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing release NAME that has other weights")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("reproduce", help="train, probe and export every reference checkpoint")
@@ -188,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these runs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override for every run (after the spec's own)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace released encoders that a run would export with new weights")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_reproduce)
 
@@ -202,19 +212,40 @@ def main(argv: list[str] | None = None) -> None:
 
     add_tabular_subparser(sub)
     args = parser.parse_args(argv)
+    run_command(args.func, args, f"sparsejepa {args.command}")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input (config, YAML, data, checkpoint, release, run folder,
+    file system) rather than a bug: the CLI reports them in one line, without a traceback."""
+    import yaml
+
     from .train import NonFiniteLoss
 
-    try:
-        args.func(args)
-    except (
+    return (
         ConfigError,
-        checkpoint.CheckpointError,
-        release.ReleaseError,
+        yaml.YAMLError,
         data.DatasetError,
+        checkpoint.CheckpointError,
+        checkpoint.RunFolderLocked,
+        release.ReleaseError,
         NonFiniteLoss,
-        FileNotFoundError,
-    ) as err:
-        sys.exit(f"sparsejepa {args.command}: error: {err}")
+        OSError,  # missing / unreadable / unwritable files, full disk
+    )
+
+
+def run_command(func, args, prog: str) -> None:
+    """Run a sub-command; a user error (`user_errors`) exits non-zero with ONE line on stderr,
+    `PROG: error: message`, a Ctrl-C with status 130; any other exception is a bug and keeps
+    its traceback."""
+    try:
+        func(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except user_errors() as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        sys.exit(f"{prog}: error: {'; '.join(lines) or type(err).__name__}")
 
 
 if __name__ == "__main__":
