@@ -172,6 +172,8 @@ def read_payload(path: str | Path, device: torch.device | str, command: str):
     tensors and plain types (such a file is refused, never executed).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a folder; pass the ckpt.pt file in it")
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint '{path}' does not exist; pass the ckpt.pt written by "
@@ -250,7 +252,8 @@ def check_resumable(saved: dict, now: dict, source: str | Path = "the checkpoint
         raise CheckpointError(
             f"{source} was trained with other settings ({'; '.join(changes)}); continuing it with "
             "these would not resume that run. Use the run's own settings, or start a new run in "
-            "another folder (`sparsejepa train --fresh` overwrites this one)"
+            "another folder (`sparsejepa train --fresh` starts over in this one, moving the old "
+            "run's files to a replaced-<time>/ subfolder)"
         )
 
 

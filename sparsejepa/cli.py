@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", required=True, help="run folder (ckpt.pt, metrics.jsonl, config.json)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint file")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing OUT/ckpt.pt")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: the previous run's files (ckpt.pt, metrics.jsonl, probe and "
+                        "feature files) move to OUT/replaced-<time>/, nothing is deleted")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

@@ -295,7 +295,8 @@ def _model_rules(m: ModelConfig):
                "must be divisible by 4 (2-D sin-cos position embedding)")
     yield ("model.mlp_ratio", m.mlp_ratio, int(m.width * m.mlp_ratio) >= 1,
            "must be > 0 (the MLP needs at least one hidden unit)")
-    yield "model.patch_embed_std", m.patch_embed_std, m.patch_embed_std >= 0, "must be >= 0"
+    yield ("model.patch_embed_std", m.patch_embed_std, m.patch_embed_std > 0,
+           "must be > 0 (the std of a truncated normal)")
 
 
 def _mask_rules(k: MaskConfig, grid: int):
@@ -303,6 +304,8 @@ def _mask_rules(k: MaskConfig, grid: int):
     yield ("mask.num_targets", k.num_targets, 1 <= k.num_targets <= n,
            f"must lie in [1, {n}] (the {grid}x{grid} patch grid)")
     yield "mask.min_keep", k.min_keep, 1 <= k.min_keep <= n, f"must lie in [1, {n}] patches"
+    if grid > MAX_MASK_GRID:  # the estimate below would hold (1, num_targets, grid^2) masks
+        return
     yield from _interval("mask.target_scale", k.target_scale, 0, 1)
     yield from _interval("mask.context_scale", k.context_scale, 0, 1)
     yield from _interval("mask.target_aspect", k.target_aspect, 0, None)
@@ -360,16 +363,17 @@ def steps_rules(epochs: float, batch_size: int, n_images: int, source: str):
            f"train.epochs >= {1 / per_epoch:.4g}")
 
 
-def check_training_set(cfg: Config, shape: tuple[int, ...]) -> None:
-    """ConfigError unless the loaded training images, uint8 `shape` (N, H, W, 3), fit the config:
-    their size is model.img_size, a batch fits in them and train.epochs gives a step."""
+def check_training_set(cfg: Config, shape: tuple[int, ...], name: str) -> None:
+    """ConfigError unless the loaded training images of data set `name`, uint8 `shape`
+    (N, H, W, 3), fit the config: their size is model.img_size, a batch fits in them and
+    train.epochs gives a step."""
     size, found = cfg.model.img_size, tuple(shape[1:])
 
     def rules():
         yield ("model.img_size", size, found == (size, size, 3),
                f"does not match the training images {found}; set model.img_size={found[0]}")
         yield from steps_rules(cfg.train.epochs, cfg.train.batch_size, shape[0],
-                               f"the {cfg.data.dataset} training set")
+                               f"the {name} training set")
 
     _apply(rules())
 
@@ -401,6 +405,7 @@ def _check(cfg: Config) -> None:
 # samples up to 50 times, so with a success rate p >= 0.4 one sample fails with probability
 # 0.6^50 < 1e-11 (a billion samples: < 1%), while p -> 0 stops a run at its first batch.
 MIN_MASK_RATE = 0.4
+MAX_MASK_GRID = 64  # larger patch grids are not estimated (4096 patches: a 256 px image at 4 px)
 
 
 @functools.lru_cache(maxsize=64)
