@@ -39,6 +39,10 @@ def probe_checkpoint(
     from . import probe
     from .train import resolve_device
 
+    if out:  # before any work: a results path that cannot be written fails now
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).is_dir():
+            raise ConfigError(f"--out {out} is a folder; give the results JSON a file name")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -56,12 +60,17 @@ def probe_checkpoint(
         n_test=n_test or (cfg.data.n_test if same else None),
         image_size=cfg.model.img_size,
     )
+    tasks = cfg.probe.tasks if same else None
+    unknown = sorted(set(tasks or []) - set(ds.num_classes))
+    if unknown:
+        raise ConfigError(f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
+                          f"{list(ds.num_classes)}")
     cache = Path(ckpt).with_name(f"features_{name}.pt")
     with torch.no_grad():
         results = probe.run_probes(
             encoder,
             ds,
-            tasks=cfg.probe.tasks if same else None,
+            tasks=tasks,
             device=dev,
             cache_path=cache,
             seed=cfg.train.seed,
@@ -69,7 +78,6 @@ def probe_checkpoint(
             batch_size=cfg.probe.batch_size,
         )
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(results, indent=2))
     return results
 

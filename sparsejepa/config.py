@@ -363,17 +363,21 @@ def steps_rules(epochs: float, batch_size: int, n_images: int, source: str):
            f"train.epochs >= {1 / per_epoch:.4g}")
 
 
-def check_training_set(cfg: Config, shape: tuple[int, ...], name: str) -> None:
-    """ConfigError unless the loaded training images of data set `name`, uint8 `shape`
-    (N, H, W, 3), fit the config: their size is model.img_size, a batch fits in them and
-    train.epochs gives a step."""
-    size, found = cfg.model.img_size, tuple(shape[1:])
+def check_training_set(cfg: Config, dataset) -> None:
+    """ConfigError unless the loaded training set (an `ImageDataset`: uint8 x_train (N, H, W, 3),
+    name, num_classes per task) fits the config: images of model.img_size, a batch fits in them,
+    train.epochs gives a step, and probe.tasks are tasks of this set."""
+    shape, size = dataset.x_train.shape, cfg.model.img_size
+    found, known = tuple(shape[1:]), list(dataset.num_classes)
 
     def rules():
         yield ("model.img_size", size, found == (size, size, 3),
                f"does not match the training images {found}; set model.img_size={found[0]}")
         yield from steps_rules(cfg.train.epochs, cfg.train.batch_size, shape[0],
-                               f"the {name} training set")
+                               f"the {dataset.name} training set")
+        tasks = cfg.probe.tasks or []
+        yield ("probe.tasks", tasks, set(tasks) <= set(known),
+               f"{dataset.name} has the tasks {known}; choose among them or null (all)")
 
     _apply(rules())
 

@@ -433,7 +433,7 @@ def train(
                 d.dataset, path=d.path, download=d.download, seed=cfg.train.seed,
                 n_train=d.n_train, n_test=d.n_test,
             )
-        check_training_set(cfg, dataset.x_train.shape, dataset.name)
+        check_training_set(cfg, dataset)
         if cfg.train.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("train.device='cuda': no CUDA device is available here; use "
                               "train.device=cpu (or auto)")

@@ -161,6 +161,8 @@ def test_every_numeric_field_is_refused_by_name_or_runs(tmp_path):
         ("data.n_train=0", "data.n_train"),
         ("data.crop_scale=[0.5, 0.2]", "data.crop_scale"),
         ("probe.epochs=0", "probe.epochs"),
+        ("probe.tasks=[bogus]", "probe.tasks=['bogus']: shapes has the tasks"),
+        ("probe.tasks=[]", "probe.tasks=[]"),
         ("train.seed=-1", "train.seed"),
         ("train.device=gpu", "train.device: must be one of"),
         ("train.batch_size=1.5", "train.batch_size: expected int"),
@@ -326,6 +328,17 @@ def test_resume_refuses_incomplete_checkpoints(finished, tmp_path, edit, names):
     run = _tampered(finished, tmp_path, edit)
     message = cli_error(["train", "--config", finished[0], "--out", run, "--quiet"])
     assert names in message
+
+
+def test_files_in_the_way_are_one_line(finished, tmp_path):
+    """A file where a folder should be (or the reverse) names the path."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert str(blocker) in cli_error(["train", "--config", finished[0], "--out", blocker])
+    assert str(blocker) in cli_error(["export", "--run", finished[1], "--name", "x", "--out",
+                                      blocker])
+    assert str(blocker) in cli_error(["probe", "--ckpt", finished[1] / "ckpt.pt", "--epochs",
+                                      "1", "--out", blocker / "probe.json"])
 
 
 def test_probe_device_that_does_not_exist(finished):
