@@ -39,10 +39,13 @@ class RunFolderLocked(RuntimeError):
 
 
 def _git(*args: str) -> str | None:
-    """stdout of a git command in this package's folder, None outside a checkout or on error."""
+    """stdout of a git command in this package's folder, None outside a checkout or on error.
+    --no-optional-locks: `git status` must not take the index lock, which a timed-out (killed)
+    git would leave behind, breaking the user's next git command."""
     try:
         done = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "--no-optional-locks", *args], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return None
