@@ -570,6 +570,17 @@ def test_export_refuses_to_replace_a_release_with_other_weights(two_runs, tmp_pa
     assert release.read_manifest(out)["entries"]["jepa_s0"]["config"]["train"]["seed"] == 1
 
 
+def test_reproduce_refuses_to_retrain_a_release_before_training(two_runs, tmp_path, tiny_yaml):
+    out = tmp_path / "checkpoints"
+    release.export(two_runs[0], "jepa_s0", out)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"preset: {tiny_yaml}\nruns:\n  jepa_s0: []\n")
+    message = cli_error(["reproduce", "--spec", spec, "--runs-dir", tmp_path / "runs", "--out",
+                         out])
+    assert "runs ['jepa_s0'] would replace released encoders" in message
+    assert "--overwrite" in message and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("edit, names", [
     (_drop_target_tensor, "does not fit the encoder its config builds"),
     (_nan_target, "holds nan / inf values"),
