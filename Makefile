@@ -27,9 +27,9 @@ test-slow: venv
 
 # Train, probe and export every run of checkpoints/reference_runs.yaml into checkpoints/ (hours on a
 # CPU: README, "Reproduction"); a stopped run resumes exactly, a finished one is re-probed
-# (features cached) and re-exported.
+# (features cached) and re-exported; --overwrite: retrained runs replace the shipped releases.
 reproduce: venv
-	$(BIN)/sparsejepa reproduce
+	$(BIN)/sparsejepa reproduce --overwrite
 
 # Run every notebook (notebooks/NN_*.ipynb) headless against the released encoders in checkpoints/
 # (SPARSEJEPA_CHECKPOINTS overrides) and rewrite paper_figures/ (PNG, PDF and each printed table).

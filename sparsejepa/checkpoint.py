@@ -6,11 +6,17 @@ file. With a sparsity head it also holds the head's group-connectivity matrix (`
 groups x latents column norms of W) for the figures.
 """
 
+import contextlib
+import fcntl
+import json
 import os
 import pickle
 import random
 import re
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +30,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, unsafe to load or does not fit this code."""
 
 
+class NonFiniteCheckpoint(CheckpointError):
+    """A state to save, or a saved one, holds nan / inf values: never written, never loaded."""
+
+
+class RunFolderLocked(RuntimeError):
+    """Another process is training in the same run folder."""
+
+
 def _git(*args: str) -> str | None:
-    """stdout of a git command in this package's folder, None outside a checkout or on error."""
+    """stdout of a git command in this package's folder, None outside a checkout or on error.
+    --no-optional-locks: `git status` must not take the index lock, which a timed-out (killed)
+    git would leave behind, breaking the user's next git command."""
     try:
         done = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "--no-optional-locks", *args], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -66,7 +83,29 @@ def save(path: str | Path, state) -> None:
     head = getattr(state.student, "head", None)
     if head is not None:
         payload["group_matrix"] = head.column_norms().cpu()
+    bad = nonfinite_tensors(payload)
+    if bad:
+        raise NonFiniteCheckpoint(
+            f"the state at step {state.step} holds nan / inf values in {len(bad)} tensors "
+            f"({_names(bad)}), so {path} was not written"
+        )
     atomic_torch_save(path, payload)
+
+
+def nonfinite_tensors(tree, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in a nested dict / list / tuple that hold a nan
+    or an inf."""
+    if isinstance(tree, torch.Tensor):
+        finite = not tree.is_floating_point() or bool(torch.isfinite(tree).all())
+        return [] if finite else [prefix.rstrip(".") or "tensor"]
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
+        if isinstance(tree, (list, tuple)) else ()
+    return [name for key, value in items for name in nonfinite_tensors(value, f"{prefix}{key}.")]
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                       else "")
 
 
 def atomic_torch_save(path: str | Path, payload) -> None:
@@ -117,6 +156,14 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict:
         raise CheckpointError(
             f"'{path}' is not a sparsejepa checkpoint (missing {sorted(missing)})"
         )
+    bad = nonfinite_tensors(payload)
+    if bad:
+        raise NonFiniteCheckpoint(
+            f"checkpoint '{path}' holds nan / inf values in {len(bad)} tensors ({_names(bad)}): "
+            "it was written after training diverged (by a sparsejepa that did not check), so it "
+            "is not resumed, probed or exported. Use an earlier checkpoint, or train again "
+            "(`--fresh`) with a lower optim.lr"
+        )
     return payload
 
 
@@ -128,6 +175,8 @@ def read_payload(path: str | Path, device: torch.device | str, command: str):
     tensors and plain types (such a file is refused, never executed).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a folder; pass the ckpt.pt file in it")
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint '{path}' does not exist; pass the ckpt.pt written by "
@@ -162,6 +211,8 @@ def _corrupt(path: Path, err: Exception) -> CheckpointError:
 
 def config_of(payload: dict) -> Config:
     """The run's Config, or CheckpointError when it does not fit this code version."""
+    if not isinstance(payload.get("config"), dict):
+        raise CheckpointError("the checkpoint's config is not a mapping; the file is corrupt")
     try:
         return from_dict(payload["config"])
     except ConfigError as err:
@@ -204,7 +255,8 @@ def check_resumable(saved: dict, now: dict, source: str | Path = "the checkpoint
         raise CheckpointError(
             f"{source} was trained with other settings ({'; '.join(changes)}); continuing it with "
             "these would not resume that run. Use the run's own settings, or start a new run in "
-            "another folder (`sparsejepa train --fresh` overwrites this one)"
+            "another folder (`sparsejepa train --fresh` starts over in this one, moving the old "
+            "run's files to a replaced-<time>/ subfolder)"
         )
 
 
@@ -212,16 +264,33 @@ def restore(state, payload: dict, source: str | Path = "the checkpoint") -> None
     """Load model, EMA target, optimisers, step and RNG states into a freshly built state whose
     config matches the checkpoint's (`check_resumable`)."""
     check_resumable(to_dict(config_of(payload)), to_dict(state.cfg), source)
-    state.student.load_state_dict(payload["student"])
-    state.target.load_state_dict(payload["target"])
-    state.adamw.load_state_dict(payload["adamw"])
-    if state.sgd is not None:  # sparsity.enabled is the same, so the checkpoint has it too
-        state.sgd.load_state_dict(payload["sgd"])
-    state.step = int(payload["step"])
-    rng = payload["rng"]
-    torch.set_rng_state(rng["torch"].cpu())
-    _set_numpy_rng_state(rng["numpy"])
-    random.setstate(rng["python"])
+    with _does_not_fit(source, "the model and optimisers its config builds"):
+        state.student.load_state_dict(payload["student"])
+        state.target.load_state_dict(payload["target"])
+        state.adamw.load_state_dict(payload["adamw"])
+        if state.sgd is not None:  # sparsity.enabled is the same, so the checkpoint has it too
+            state.sgd.load_state_dict(payload["sgd"])
+        step = int(payload["step"])
+        rng = payload["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        _set_numpy_rng_state(rng["numpy"])
+        random.setstate(rng["python"])
+    state.step = step
+
+
+@contextlib.contextmanager
+def _does_not_fit(source, what: str):
+    """Turn the errors of loading a checkpoint's contents (a tensor missing or of another shape,
+    an entry of the wrong type) into one CheckpointError naming the file."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+        raise CheckpointError(
+            f"{source} does not fit {what} ({type(err).__name__}: {first}); the file is "
+            "incomplete, edited or from another code version: use an intact checkpoint or "
+            "train again"
+        ) from None
 
 
 def encoder_from_config(cfg: Config):
@@ -236,6 +305,95 @@ def load_target_encoder(path: str | Path, device: torch.device | str = "cpu"):
     """(target encoder in eval mode, config) from a training checkpoint."""
     payload = load(path, device)
     cfg = config_of(payload)
+    return fit_encoder(cfg, payload["target"], path).to(device).eval(), cfg
+
+
+def fit_encoder(cfg: Config, tensors, source):
+    """The encoder of `cfg` holding `tensors` (a checkpoint's target state dict); CheckpointError
+    naming `source` when a tensor is missing, extra or of another shape."""
     encoder = encoder_from_config(cfg)
-    encoder.load_state_dict(payload["target"])
-    return encoder.to(device).eval(), cfg
+    with _does_not_fit(source, "the encoder its config builds"):
+        encoder.load_state_dict(tensors)
+    return encoder
+
+
+# ----------------------------------------------------------------------------- run folders
+
+LOCK = "train.lock"
+# What a training run writes into its folder (and `sparsejepa probe` beside its checkpoint).
+RUN_FILES = ("ckpt.pt", "ckpt.pt.tmp", "metrics.jsonl", "config.json", "probe*.json",
+             "features_*.pt")
+
+
+@contextlib.contextmanager
+def locked_run_folder(folder: str | Path):
+    """Hold an exclusive lock on a run folder (an flock on FOLDER/train.lock, which names the
+    holder's pid) while training in it; RunFolderLocked when another process holds it. The
+    system drops the lock when its holder exits, even by kill -9, so no stale lock remains."""
+    path = Path(folder) / LOCK
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunFolderLocked(
+            f"run folder {folder} is in use by another training process (pid {holder}); wait "
+            "for it to finish or stop it, or train into another --out"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def set_aside_previous_run(folder: str | Path) -> Path | None:
+    """Move the files of the run previously trained in `folder` (`RUN_FILES`) into
+    FOLDER/replaced-YYYYmmdd-HHMMSS/, so a fresh run never mixes with it; returns that folder
+    (None when there was nothing to move). Nothing is deleted."""
+    folder = Path(folder)
+    files = sorted({f for pattern in RUN_FILES for f in folder.glob(pattern) if f.is_file()})
+    if not files:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = folder / f"replaced-{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = folder / f"replaced-{stamp}-{n}"
+    aside.mkdir()
+    for file in files:
+        shutil.move(file, aside / file.name)
+    return aside
+
+
+def trim_log(path: str | Path, step: int) -> int:
+    """Keep the rows of metrics.jsonl `path` up to `step` (the checkpoint a run resumes from):
+    rows logged after it by a run killed before its next checkpoint, and a row cut short by the
+    kill, are dropped, since the resumed run logs those steps again. Returns the rows dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            keep = int(row["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False
+        if keep:
+            kept.append(line + "\n")
+        else:
+            dropped += bool(line.strip())
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+        print(f"{path}: dropped {dropped} rows logged after step {step}, the step this run "
+              "resumes from", file=sys.stderr)
+    return dropped

@@ -38,6 +38,14 @@ def probe_checkpoint(
     from . import probe
     from .train import resolve_device
 
+    if out:  # before any work: a results path that cannot be written fails now
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).is_dir():
+            raise ConfigError(f"--out {out} is a folder; give the results JSON a file name")
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available here; use cpu or auto")
     dev = resolve_device(device)
     is_release = str(ckpt).endswith(".safetensors") or not (
         Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt))
@@ -57,19 +65,23 @@ def probe_checkpoint(
         n_test=n_test or (cfg.data.n_test if same else None),
         image_size=cfg.model.img_size,
     )
+    tasks = cfg.probe.tasks if same else None
+    unknown = sorted(set(tasks or []) - set(ds.num_classes))
+    if unknown:
+        raise ConfigError(f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
+                          f"{list(ds.num_classes)}")
     cache = (data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz" if is_release
              else Path(ckpt).with_name(f"features_{name}.pt"))
     with torch.no_grad():
         results = probe.run_probes(
             encoder,
             ds,
-            tasks=cfg.probe.tasks if same else None,
+            tasks=tasks,
             device=dev,
             cache_path=cache,
             seed=cfg.train.seed,
         )
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(results, indent=2))
     return results
 
@@ -88,7 +100,8 @@ def _demo(args) -> None:
 
 
 def _export(args) -> None:
-    entry = release.export(args.run, args.name, args.out, args.probe or None)
+    entry = release.export(args.run, args.name, args.out, args.probe or None,
+                           overwrite=args.overwrite)
     folder = Path(args.out) if args.out else release.default_dir()
     print(f"exported {args.name}: {folder / entry['file']} (sha256 {entry['sha256'][:16]}...)")
 
@@ -97,7 +110,8 @@ def _reproduce(args) -> None:
     from . import reproduce
 
     entries = reproduce.reproduce(
-        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet
+        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(reproduce.summary(entries))
 
@@ -134,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", required=True, help="run folder (ckpt.pt, metrics.jsonl, config.json)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint file")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing OUT/ckpt.pt")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: the previous run's files (ckpt.pt, metrics.jsonl, probe and "
+                        "feature files) move to OUT/replaced-<time>/, nothing is deleted")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -167,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
     p.add_argument("--probe", action="append", default=[], metavar="JSON",
                    help="probe results to record (default: RUN/probe*.json)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing release NAME that has other weights")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("reproduce", help="train, probe and export every reference checkpoint")
@@ -176,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these runs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override for every run (after the spec's own)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace released encoders that a run would export with new weights")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_reproduce)
 
@@ -190,19 +210,40 @@ def main(argv: list[str] | None = None) -> None:
 
     add_tabular_subparser(sub)
     args = parser.parse_args(argv)
+    run_command(args.func, args, f"sparsejepa {args.command}")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input (config, YAML, data, checkpoint, release, run folder,
+    file system) rather than a bug: the CLI reports them in one line, without a traceback."""
+    import yaml
+
     from .train import NonFiniteLoss
 
-    try:
-        args.func(args)
-    except (
+    return (
         ConfigError,
-        checkpoint.CheckpointError,
-        release.ReleaseError,
+        yaml.YAMLError,
         data.DatasetError,
+        checkpoint.CheckpointError,
+        checkpoint.RunFolderLocked,
+        release.ReleaseError,
         NonFiniteLoss,
-        FileNotFoundError,
-    ) as err:
-        sys.exit(f"sparsejepa {args.command}: error: {err}")
+        OSError,  # missing / unreadable / unwritable files, full disk
+    )
+
+
+def run_command(func, args, prog: str) -> None:
+    """Run a sub-command; a user error (`user_errors`) exits non-zero with ONE line on stderr,
+    `PROG: error: message`, a Ctrl-C with status 130; any other exception is a bug and keeps
+    its traceback."""
+    try:
+        func(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except user_errors() as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        sys.exit(f"{prog}: error: {'; '.join(lines) or type(err).__name__}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,20 @@ def cached_features(
     """Features of both splits as {"train_last", "train_last4", "test_last", "test_last4"}.
 
     With `cache_path` they are loaded from there when its stored fingerprint matches, and written
-    there atomically otherwise. Returns (features, loaded_from_cache).
+    there atomically otherwise; an unreadable cache (truncated, corrupt, not an npz, arrays
+    missing) is discarded with a warning and recomputed. Returns (features, loaded_from_cache).
     """
     fingerprint = _fingerprint(encoder, dataset) if cache_path is not None else ""
     if cache_path is not None and Path(cache_path).is_file():
-        with np.load(cache_path, allow_pickle=False) as cached:
-            if str(cached.get("fingerprint", "")) == fingerprint:
-                return {k: cached[k] for k in cached.files if k != "fingerprint"}, True
+        try:
+            with np.load(cache_path, allow_pickle=False) as cached:
+                if str(cached.get("fingerprint", "")) == fingerprint:
+                    keys = [f"{split}_{k}" for split in ("train", "test") for k in FEATURE_SETS]
+                    return {k: np.asarray(cached[k]) for k in keys}, True
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            warnings.warn(f"feature cache {cache_path} is unreadable ({type(err).__name__}: "
+                          f"{err}); discarding it and recomputing the features", stacklevel=2)
+            Path(cache_path).unlink(missing_ok=True)
     features = {}
     for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
         out = extract_features(

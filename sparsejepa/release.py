@@ -10,7 +10,9 @@ An entry records the file names with their sha256 and size, the full run config,
 that trained it, the training step, the probe results per dataset, the sparsity head's
 groups x latents connectivity matrix (column norms of W; None for JEPA), and what an image must
 look like for the encoder: `img_size` and the training set's per-channel `mean`/`std` of x/255
-(`Release.transform` applies them, `Release.embed` returns pooled features).
+(`Release.transform` applies them, `Release.embed` returns pooled features). Its `entry_sha256`
+covers everything else in the entry (the numbers the notebooks and figures draw), so an edited
+number is caught when the manifest is read; `seal` records new checksums after a deliberate edit.
 
 `export(run_dir, name)` writes one entry from a training run folder (ckpt.pt, metrics.jsonl and the
 probe_*.json / probe.json files `sparsejepa probe --out` wrote there). `load(name_or_path)` checks
@@ -222,7 +224,41 @@ def read_manifest(directory: str | Path | None = None) -> dict:
                 f"{path}: entry {name!r} lacks {missing}; it was edited by hand. Restore the "
                 "manifest from git or re-export the run"
             )
+        if entry.get(CHECKSUM) != entry_sha256(entry):
+            state = "fails its checksum" if CHECKSUM in entry else "has no checksum"
+            raise ReleaseError(
+                f"{path}: entry {name!r} {state} ({CHECKSUM}): its recorded numbers (probes, "
+                "step, config, ...) were changed after export. Restore the manifest from git or "
+                f"re-export the run; after a deliberate edit, `sparsejepa.release.seal("
+                f"'{path.parent}')` records the new checksums"
+            )
     return manifest
+
+
+CHECKSUM = "entry_sha256"
+
+
+def entry_sha256(entry: dict) -> str:
+    """sha256 of a manifest entry's canonical JSON (sorted keys), its own checksum left out."""
+    text = json.dumps({k: v for k, v in entry.items() if k != CHECKSUM}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(directory: str | Path | None = None) -> list[str]:
+    """Record the checksum of every entry of a release folder's manifest as it now stands (after
+    a deliberate edit, or for a manifest written before entries had checksums); returns the
+    names whose checksum changed."""
+    out = Path(directory) if directory is not None else default_dir()
+    with _locked(out / f"{MANIFEST}.lock"):
+        manifest = json.loads((out / MANIFEST).read_text())
+        changed = []
+        for name, entry in manifest["entries"].items():
+            if entry.get(CHECKSUM) != entry_sha256(entry):
+                entry[CHECKSUM] = entry_sha256(entry)
+                changed.append(name)
+        _write_json_atomic(out / MANIFEST, manifest)
+    return changed
 
 
 def _write_json_atomic(path: Path, value) -> None:
@@ -254,16 +290,21 @@ def export(
     out_dir: str | Path | None = None,
     probe_files: list[str | Path] | None = None,
     timing: dict | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Release the target encoder of `run_dir/ckpt.pt` as `out_dir/NAME.safetensors` and record it
-    in `out_dir/MANIFEST.json` (replacing an entry of the same name). `timing` (e.g. training and
-    probing seconds) is stored as given. Returns the entry."""
+    in `out_dir/MANIFEST.json`. `timing` (e.g. training and probing seconds) is stored as given.
+    An existing release NAME with other weights is a cited artefact: it is replaced only with
+    `overwrite=True` (`sparsejepa export --overwrite`); re-exporting the same weights (new probe
+    results, say) updates its entry. The checkpoint must be complete (every tensor of its
+    encoder present, all finite). Returns the entry."""
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ReleaseError(f"release name {name!r} must be a plain file stem like 'jepa_s0'")
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else default_dir()
-    payload = checkpoint.load(run_dir / "ckpt.pt")
+    payload = checkpoint.load(run_dir / "ckpt.pt")  # refuses nan / inf tensors
     cfg = checkpoint.config_of(payload)
+    checkpoint.fit_encoder(cfg, payload["target"], run_dir / "ckpt.pt")  # no tensor missing
     config = to_dict(cfg)
     probes = _probe_results(run_dir, probe_files)
     read_manifest(out)  # a broken manifest stops the export before anything is written
@@ -271,37 +312,51 @@ def export(
     weights = {k: v.to("cpu", RELEASE_DTYPE if v.is_floating_point() else v.dtype).contiguous()
                for k, v in payload["target"].items()}
     file = out / f"{name}.safetensors"
-    tmp = file.with_name(file.name + ".tmp")
-    # one metadata key: safetensors writes several in a random order, changing the sha256
-    save_file(weights, tmp, metadata={"config_sha256": config_sha256(config)})
-    os.replace(tmp, file)
-    file.chmod(0o644)  # safetensors writes owner-only files; releases are shared
-    history = None
-    if (run_dir / "metrics.jsonl").is_file():
-        log = out / f"{name}.metrics.jsonl"
-        log.write_bytes((run_dir / "metrics.jsonl").read_bytes())
-        history = {"file": log.name, "sha256": sha256_of(log)}
-    groups = payload.get("group_matrix")
-    mean, std = dataset_normalization(cfg)
-    entry = {
-        "file": file.name,
-        "sha256": sha256_of(file),
-        "bytes": file.stat().st_size,
-        "dtype": str(RELEASE_DTYPE).removeprefix("torch."),
-        "method": method_of(cfg),
-        "step": int(payload["step"]),
-        "config": config,
-        "code": payload.get("code", {}),
-        "probes": probes,
-        "group_matrix": None if groups is None else groups.float().tolist(),
-        "history": history,
-        "timing": timing,
-        "mean": mean and list(mean),  # input normalisation of training: (x / 255 - mean) / std
-        "std": std and list(std),
-        "img_size": cfg.model.img_size,
-    }
     with _locked(out / f"{MANIFEST}.lock"):  # parallel `reproduce --only ...` processes
         manifest = read_manifest(out)
+        tmp = file.with_name(file.name + ".tmp")
+        # one metadata key: safetensors writes several in a random order, changing the sha256
+        save_file(weights, tmp, metadata={"config_sha256": config_sha256(config)})
+        digest = sha256_of(tmp)
+        previous = manifest["entries"].get(name)
+        old = previous["sha256"] if previous else sha256_of(file) if file.exists() else None
+        if old is not None and old != digest and not overwrite:
+            tmp.unlink()
+            where = f"in {out / MANIFEST}" if previous else f"as {file} (no manifest entry)"
+            raise ReleaseError(
+                f"release {name!r} already exists {where} with other weights (sha256 "
+                f"{old[:12]}..., this export {digest[:12]}...); a released encoder is cited by "
+                "others, so it is not replaced. Export under another --name, or pass "
+                "--overwrite (export(..., overwrite=True)) to replace it"
+            )
+        os.replace(tmp, file)
+        file.chmod(0o644)  # safetensors writes owner-only files; releases are shared
+        history = None
+        if (run_dir / "metrics.jsonl").is_file():
+            log = out / f"{name}.metrics.jsonl"
+            log.write_bytes((run_dir / "metrics.jsonl").read_bytes())
+            history = {"file": log.name, "sha256": sha256_of(log)}
+        groups = payload.get("group_matrix")
+        mean, std = dataset_normalization(cfg)
+        entry = {
+            "file": file.name,
+            "sha256": digest,
+            "bytes": file.stat().st_size,
+            "dtype": str(RELEASE_DTYPE).removeprefix("torch."),
+            "method": method_of(cfg),
+            "step": int(payload["step"]),
+            "config": config,
+            "code": payload.get("code", {}),
+            "probes": probes,
+            "group_matrix": None if groups is None else groups.float().tolist(),
+            "history": history,
+            "timing": timing,
+            "mean": mean and list(mean),  # input normalisation of training: (x / 255 - mean) / std
+            "std": std and list(std),
+            "img_size": cfg.model.img_size,
+        }
+        entry = json.loads(json.dumps(entry))  # as it will read back (tuples as lists)
+        entry[CHECKSUM] = entry_sha256(entry)
         manifest["entries"][name] = entry
         _write_json_atomic(out / MANIFEST, manifest)
     return entry

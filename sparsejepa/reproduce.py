@@ -117,9 +117,12 @@ def reproduce(
     only: list[str] | None = None,
     overrides: list[str] = (),
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, dict]:
     """Train, probe and export the spec's runs (all, or the names in `only`); `overrides` apply
-    to every run after the spec's own. Returns {name: manifest entry}."""
+    to every run after the spec's own. A released encoder is replaced by new weights only with
+    `overwrite` (checked before training: a run whose folder does not hold the released step
+    would make new ones). Returns {name: manifest entry}."""
     from .cli import probe_checkpoint
     from .train import train
 
@@ -137,6 +140,16 @@ def reproduce(
             payload = checkpoint.load(ckpt)
             checkpoint.check_resumable(to_dict(checkpoint.config_of(payload)), to_dict(cfg), ckpt)
             start_steps[name] = int(payload["step"])
+    released = release.read_manifest(out_dir)["entries"]
+    replaced = [n for n in names if n in released
+                and start_steps.get(n) != released[n].get("step")]
+    if replaced and not overwrite:
+        raise release.ReleaseError(
+            f"runs {replaced} would replace released encoders of the same name in "
+            f"{release.default_dir() if out_dir is None else out_dir} with newly trained weights; "
+            "pass --overwrite (reproduce(..., overwrite=True)) to replace them, or --out "
+            "another folder"
+        )
     probe_sets = dict(spec.probe_sets)
     probe_sets.update({k: v for k, v in spec.optional_sets.items() if _available(k)})
     entries = {}
@@ -158,7 +171,8 @@ def reproduce(
         previous = release.read_manifest(out_dir)["entries"].get(name, {}).get("timing")
         if state.step == start_steps.get(name) and previous:
             timing = previous  # finished earlier: nothing trained now, keep the times measured then
-        entries[name] = release.export(run_dir, name, out_dir, probe_files=files, timing=timing)
+        entries[name] = release.export(run_dir, name, out_dir, probe_files=files, timing=timing,
+                                       overwrite=overwrite)
         print(f"{name}: train {train_s:.0f} s, probes {probe_s} s, exported "
               f"{entries[name]['file']}", flush=True)
     return entries

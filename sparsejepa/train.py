@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from tqdm import tqdm
 import theory
 
 from . import augment, checkpoint, data, metrics, var_jepa
-from .config import Config, to_dict
+from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
 from .schedules import cosine_lr, cosine_wd, ema_momentum
 from .sparsity import GroupSparseHead, prox_group_lasso
@@ -413,27 +414,73 @@ def train(
     """Train for cfg.train.epochs, writing metrics.jsonl and ckpt.pt to out_dir.
 
     resume: True = continue from out_dir/ckpt.pt if present; a path = from that checkpoint;
-    False = start fresh.
+    False = start fresh: the folder's previous run (ckpt.pt, metrics.jsonl, config.json, probe and
+    feature files) is first moved into out_dir/replaced-<time>/ (said on stderr), never mixed in.
+    A resumed run's metrics.jsonl is cut back to the checkpoint's step (`checkpoint.trim_log`).
     stop_at: stop (with a checkpoint) after this global step, as if killed there.
+    One process trains in a folder at a time (`checkpoint.locked_run_folder`). A checkpoint is
+    written only when every tensor is finite; a loss or state turning nan / inf stops the run
+    with NonFiniteLoss saying which checkpoint, if any, is the last good one.
     """
     _init_distributed()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if dataset is None:
-        d = cfg.data
-        dataset = data.load_dataset(
-            d.dataset, path=d.path, download=d.download, seed=cfg.train.seed,
-            n_train=d.n_train, n_test=d.n_test,
-        )
-    state = build(cfg, dataset)
-    ckpt_path = out / "ckpt.pt"
-    source = Path(resume) if isinstance(resume, (str, Path)) else ckpt_path
-    if resume and (isinstance(resume, (str, Path)) or ckpt_path.exists()):
-        checkpoint.restore(state, checkpoint.load(source, state.device), source)
-    is_main = state.rank == 0
-    if is_main:
-        (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    is_main = not dist.is_initialized() or dist.get_rank() == 0
+    with checkpoint.locked_run_folder(out) if is_main else contextlib.nullcontext():
+        if dataset is None:
+            d = cfg.data
+            dataset = data.load_dataset(
+                d.dataset, path=d.path, download=d.download, seed=cfg.train.seed,
+                n_train=d.n_train, n_test=d.n_test,
+            )
+        check_training_set(cfg, dataset)
+        if cfg.train.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("train.device='cuda': no CUDA device is available here; use "
+                              "train.device=cpu (or auto)")
+        state = build(cfg, dataset)
+        ckpt_path = out / "ckpt.pt"
+        source = Path(resume) if isinstance(resume, (str, Path)) else ckpt_path
+        good = None  # (path, step) of this run's last checkpoint known finite
+        if resume and (isinstance(resume, (str, Path)) or ckpt_path.exists()):
+            checkpoint.restore(state, checkpoint.load(source, state.device), source)
+            good = (source, state.step)
+        if is_main:
+            if not resume:
+                aside = checkpoint.set_aside_previous_run(out)
+                if aside is not None:
+                    print(f"fresh run in {out}: the previous run's files were moved to {aside}",
+                          file=sys.stderr)
+            else:
+                checkpoint.trim_log(out / "metrics.jsonl", state.step)
+            (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+        return _loop(state, out, ckpt_path, good, stop_at, progress, is_main)
+
+
+def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress, is_main):
+    """The training loop of `train`: steps, metrics rows, finite checkpoints."""
+    cfg = state.cfg
+
+    def stopped(err) -> NonFiniteLoss:
+        last = (f"the last good checkpoint is {good[0]} (step {good[1]}; a checkpoint is only "
+                "written with finite tensors and target features)" if good else
+                "no good checkpoint of this run exists (none was written before it diverged)")
+        return NonFiniteLoss(f"{err}. Training stopped; {last}. Lower optim.lr or raise "
+                             "optim.warmup_epochs")
+
     fixed = _fixed_batch(state)
+
+    @torch.no_grad()
+    def check_target() -> None:
+        """The loss of a step is checked before its update: after it, the target encoder's
+        weights and its features of a few fixed images must still be finite."""
+        bad = checkpoint.nonfinite_tensors(state.target.state_dict())
+        with state.autocast:
+            feats = state.target(fixed[:32]).float()
+        if bad or not torch.isfinite(feats).all():
+            what = f"{len(bad)} tensors" if bad else "its features of fixed training images"
+            raise stopped(f"training diverged: after step {state.step} the target encoder holds "
+                          f"nan / inf values ({what})")
+
     end = state.total_steps if stop_at is None else min(stop_at, state.total_steps)
     log = open(out / "metrics.jsonl", "a") if is_main else None
     bar = tqdm(
@@ -449,14 +496,12 @@ def train(
             try:
                 m = train_step(state, sample_batch(state, state.step))
             except NonFiniteLoss as err:
-                raise NonFiniteLoss(
-                    f"{err}. Training stopped; the last good checkpoint is kept at "
-                    f"{ckpt_path} (lower optim.lr or raise optim.warmup_epochs)"
-                ) from None
+                raise stopped(err) from None
             bar.update(1)
             step = state.step
             if step % cfg.train.log_every == 0 or step == end:
                 if step % cfg.train.rankme_every == 0 or step == end:
+                    check_target()
                     m.update(diagnostics(state, fixed))
                 m.update(
                     step=step,
@@ -479,7 +524,12 @@ def train(
                     )
                     log.flush()
             if is_main and (step % cfg.train.ckpt_every == 0 or step == end):
-                checkpoint.save(ckpt_path, state)
+                check_target()
+                try:
+                    checkpoint.save(ckpt_path, state)
+                except checkpoint.NonFiniteCheckpoint as err:
+                    raise stopped(f"training diverged: {err}") from None
+                good = (ckpt_path, step)
     finally:
         bar.close()
         if log:

@@ -40,8 +40,8 @@ def test_overrides_are_typed():
         ("sparsity.enabled=3", "sparsity.enabled: expected bool"),
         ("mask.target_scale=0.2", "mask.target_scale: expected a list"),
         ("optim.loss=l1", "optim.loss: must be one of"),
-        ("train.batch_size=0", "train.batch_size must be > 0"),
-        ("model.width=100", "not divisible by sparsity.groups"),
+        ("train.batch_size=0", "train.batch_size=0: must be >= 1"),
+        ("model.width=36", r"sparsity.groups=8: must divide model.width=36"),
         ("optim.lr", "must look like section.key=value"),
     ],
 )

@@ -106,15 +106,25 @@ def test_edited_history_fails_its_sha256(exported):
         sparsejepa.load("sparse_s0", directory=out)
 
 
+def _write_sealed(out, manifest):
+    """A hand edit whose author also recorded the new entry checksums (`release.seal`): the
+    checks behind the checksum must still catch it."""
+    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    release.seal(out)
+
+
 def test_config_that_does_not_match_the_weights(exported):
     out, _ = exported
     manifest = json.loads((out / "MANIFEST.json").read_text())
     manifest["entries"]["sparse_s0"]["config"]["model"]["depth"] = 3
     (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match="entry 'sparse_s0' fails its checksum"):
+        sparsejepa.load("sparse_s0", directory=out)
+    _write_sealed(out, manifest)
     with pytest.raises(ReleaseError, match="not the one sparse_s0.safetensors was exported with"):
         sparsejepa.load("sparse_s0", directory=out)
     manifest["entries"]["sparse_s0"]["config"]["model"]["dept"] = 3  # a hand edit, unknown key
-    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    _write_sealed(out, manifest)
     with pytest.raises(ReleaseError, match="not the one sparse_s0.safetensors was exported with"):
         sparsejepa.load("sparse_s0", directory=out)
     del manifest["entries"]["sparse_s0"]["sha256"]
@@ -131,7 +141,7 @@ def test_weights_that_do_not_fit_their_config(exported):
     file = out / "sparse_s0.safetensors"
     save_file(weights, file, metadata={"config_sha256": release.config_sha256(entry["config"])})
     entry["sha256"] = release.sha256_of(file)
-    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    _write_sealed(out, manifest)
     with pytest.raises(ReleaseError, match="weights do not fit the encoder of its config"):
         sparsejepa.load("sparse_s0", directory=out)
 
@@ -170,7 +180,7 @@ def test_exports_of_several_runs_share_one_manifest(run, tmp_path):
     out = tmp_path / "checkpoints"
     first = release.export(run_dir, "a", out)
     release.export(run_dir, "b", out)
-    release.export(run_dir, "a", out)  # re-export replaces its entry, keeps the other
+    release.export(run_dir, "a", out)  # re-export of the same weights updates its entry
     assert release.releases(out) == ["a", "b"]
     assert release.read_manifest(out)["entries"]["a"]["sha256"] == first["sha256"]  # reproducible
     assert oct((out / "a.safetensors").stat().st_mode & 0o777) == "0o644"

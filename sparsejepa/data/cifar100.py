@@ -16,6 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +86,30 @@ def _check_split(source, split: str, x: np.ndarray, labels: dict[str, np.ndarray
 
 
 def _read_npz(path: Path) -> tuple:
+    # an empty, truncated or corrupt archive fails on opening or on reading an array
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except unreadable as err:
         raise DatasetError(f"{path}: not a readable .npz archive ({err})") from err
     with archive:
         missing = [k for k in NPZ_KEYS if k not in archive.files]
         if missing:
             raise DatasetError(f"{path}: missing arrays {missing}; expected keys {list(NPZ_KEYS)}")
-        splits = [
-            _check_split(
-                path,
-                split,
-                archive[f"x_{split}"],
-                {t: archive[f"y_{split}_{t}"] for t in CIFAR100_TASKS},
-            )
-            for split in ("train", "test")
-        ]
+        try:
+            arrays = {k: archive[k] for k in NPZ_KEYS}
+        except unreadable as err:
+            raise DatasetError(f"{path}: truncated or corrupt .npz archive ({err}); download or "
+                               "convert it again") from err
+    splits = [
+        _check_split(
+            path,
+            split,
+            arrays[f"x_{split}"],
+            {t: arrays[f"y_{split}_{t}"] for t in CIFAR100_TASKS},
+        )
+        for split in ("train", "test")
+    ]
     return splits[0][0], splits[0][1], splits[1][0], splits[1][1]
 
 
