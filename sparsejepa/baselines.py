@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import ImageDataset
-from .probe import HEADS, knn_probe, linear_probe
+from .probe import probe_task
 
 
 def pixel_features(dataset: ImageDataset, x_uint8: np.ndarray) -> torch.Tensor:
@@ -49,16 +49,8 @@ def pixel_probes(
         y_train = torch.from_numpy(dataset.labels_train[task])
         y_test = torch.from_numpy(dataset.labels_test[task])
         classes = dataset.num_classes[task]
-        res = {f"pixels/{head}": linear_probe(
-            train_x, y_train, test_x, y_test, classes, batchnorm=head == "bn_linear", seed=seed)
-            for head in HEADS}  # fmt: skip
-        heads = list(res)
-        best = max(heads, key=lambda h: res[h]["top1"])
-        best_val = max(heads, key=lambda h: max(res[h]["val_top1"].values()))
-        res["best"] = {"probe": best, "top1": res[best]["top1"]}
-        res["best_by_val"] = {"probe": best_val, "top1": res[best_val]["top1"]}
-        res["knn"] = knn_probe(train_x, y_train, test_x, y_test, classes)
-        results[task] = res
+        results[task] = probe_task({"pixels": (train_x, test_x)}, y_train, y_test, classes,
+                                   knn_features="pixels", seed=seed)
         timing[task] = time.perf_counter() - tic
     return {
         "dataset": dataset.name,

@@ -322,6 +322,35 @@ def knn_probe(
     return {"top1": 100 * correct1 / n, "top5": 100 * correct5 / n, "k": k, "T": temperature}
 
 
+def probe_task(
+    feature_sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    train_y: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    *,
+    knn_features: str,
+    seed: int = 0,
+) -> dict:
+    """The probes of one task: {"NAME/linear", "NAME/bn_linear" for each NAME of `feature_sets`
+    (name -> (train features, test features)), "best" (on test), "best_by_val", "knn" (on the
+    feature set `knn_features`)}."""
+    results = {
+        f"{name}/{head}": linear_probe(
+            train_x, train_y, test_x, test_y, num_classes, batchnorm=head == "bn_linear", seed=seed
+        )
+        for name, (train_x, test_x) in feature_sets.items()
+        for head in HEADS
+    }
+    probes = list(results)
+    best = max(probes, key=lambda p: results[p]["top1"])
+    best_val = max(probes, key=lambda p: max(results[p]["val_top1"].values()))
+    results["best"] = {"probe": best, "top1": results[best]["top1"]}
+    results["best_by_val"] = {"probe": best_val, "top1": results[best_val]["top1"]}
+    train_x, test_x = feature_sets[knn_features]
+    results["knn"] = knn_probe(train_x, train_y, test_x, test_y, num_classes)
+    return results
+
+
 def run_probes(
     encoder: torch.nn.Module,
     dataset: ImageDataset,
@@ -354,23 +383,10 @@ def run_probes(
         y_train = torch.from_numpy(dataset.labels_train[task])
         y_test = torch.from_numpy(dataset.labels_test[task])
         classes = dataset.num_classes[task]
-        task_results = {}
-        for feature_set in FEATURE_SETS:
-            train_x, test_x = feats[f"train_{feature_set}"], feats[f"test_{feature_set}"]
-            for head in HEADS:
-                task_results[f"{feature_set}/{head}"] = linear_probe(
-                    train_x, y_train, test_x, y_test, classes, batchnorm=head == "bn_linear",
-                    seed=seed,
-                )
-        probes = list(task_results)
-        best = max(probes, key=lambda p: task_results[p]["top1"])
-        best_val = max(probes, key=lambda p: max(task_results[p]["val_top1"].values()))
-        task_results["best"] = {"probe": best, "top1": task_results[best]["top1"]}
-        task_results["best_by_val"] = {"probe": best_val, "top1": task_results[best_val]["top1"]}
-        task_results["knn"] = knn_probe(
-            feats["train_last"], y_train, feats["test_last"], y_test, classes
-        )
-        results[task] = task_results
+        results[task] = probe_task(
+            {fs: (feats[f"train_{fs}"], feats[f"test_{fs}"]) for fs in FEATURE_SETS},
+            y_train, y_test, classes, knn_features="last", seed=seed,
+        )  # fmt: skip
         timing[task] = time.perf_counter() - start
     return {
         "dataset": dataset.name,
