@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import TINY
 from test_train import tiny_config, tiny_dataset
 
 import sparsejepa
@@ -33,14 +34,6 @@ from sparsejepa.release import ReleaseError
 from sparsejepa.train import NonFiniteLoss, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_YAML = """
-model: {img_size: 32, patch: 8, width: 32, depth: 2, heads: 2, pred_width: 16, pred_depth: 1,
-        pred_heads: 2}
-mask: {min_keep: 2}
-sparsity: {enabled: true, latent_dim: 4, groups: 4, group_latent: 2, hidden: 8}
-data: {dataset: shapes, n_train: 64, n_test: 32}
-train: {epochs: 1, batch_size: 32, device: cpu, precision: fp32, log_every: 1}
-"""
 
 
 def cli_error(argv: list[str]) -> str:
@@ -57,7 +50,7 @@ def cli_error(argv: list[str]) -> str:
 @pytest.fixture
 def tiny_yaml(tmp_path):
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_YAML)
+    path.write_text(TINY)
     return path
 
 
@@ -244,9 +237,9 @@ def test_cuda_without_a_gpu_is_one_line(tiny_yaml, tmp_path):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A finished tiny run of the CLI's TINY_YAML config (shapes), trained through the CLI."""
+    """A finished tiny run of the CLI's TINY config (shapes), trained through the CLI."""
     root = tmp_path_factory.mktemp("finished")
-    (root / "tiny.yaml").write_text(TINY_YAML)
+    (root / "tiny.yaml").write_text(TINY)
     main(["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run"), "--quiet"])
     return root / "tiny.yaml", root / "run"
 
@@ -404,6 +397,7 @@ KILLED = """
 import io, os, signal, sys
 import torch
 sys.path.insert(0, {tests!r})
+from test_cli import TINY
 from test_train import tiny_config, tiny_dataset
 from sparsejepa import checkpoint, train as train_mod
 torch.set_num_threads({threads})
