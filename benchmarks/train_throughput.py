@@ -6,15 +6,19 @@ targets; `cpu_preset`: the model and masks of the `cifar100_cpu` preset. A step 
 step are counted by torch.utils.flop_counter (matmuls, convolutions, attention; forward and
 backward), and the machine's matmul peak is measured in the same run (a 2048^3 GEMM per
 precision), so each result carries gflop_per_image, achieved gflop_s and mfu = gflop_s / peak.
+The step's own GEMM shapes (recorded in the counted step) are also timed alone: step_gemm_peak is
+what a step of these shapes could reach if everything but its matmuls were free, step_gemm_mfu
+the share of it reached. `--profile` adds the top ops by self time (where the rest goes).
 `--official DIR` also times the official I-JEPA step (facebookresearch/ijepa checkout at DIR: its
 ViT, predictor, multi-block collator, smooth-L1 loss, AdamW and EMA; the collator runs untimed, as
 in its loader workers) at the same geometry in the same run, interleaved with ours method by method,
-and prints our images/s over its images/s per precision.
+and prints our images/s and FLOP/s over its own per precision.
 Usage: python benchmarks/train_throughput.py [--threads 2] [--steps 8] [--precisions fp32 bf16]
-       [--geometry benchmark|cpu_preset] [--official ../shared/anchors/ijepa]
+       [--geometry benchmark|cpu_preset] [--official ../shared/anchors/ijepa] [--profile]
 """
 
 import argparse
+import collections
 import copy
 import functools
 import json
@@ -27,6 +31,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from sparsejepa.config import apply_overrides, from_dict, load_config, to_dict
@@ -81,11 +86,67 @@ def matmul_peak(precision: str, device: torch.device, n: int = 2048, repeats: in
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def _flops(step_fn, step: int, prepared) -> int:
-    """FLOPs of one call step_fn(step, prepared) (forward and backward)."""
-    with FlopCounterMode(display=False) as counter:
+class GemmShapes(TorchDispatchMode):
+    """Records the (batch, m, k, n) of every mm / addmm / bmm a step runs, in its dtype."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in ("mm", "addmm", "bmm"):
+            a, b = (args[1], args[2]) if name == "addmm" else args[:2]
+            batch = a.shape[0] if name == "bmm" else 1
+            self.shapes[(batch, a.shape[-2], a.shape[-1], b.shape[-1], str(a.dtype))] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def step_gemm_peak(shapes: collections.Counter, device: torch.device, repeats: int = 5) -> float:
+    """GFLOP/s of the step's own GEMMs each run alone (the median of `repeats` per shape): total
+    FLOPs over total time, the most a step of these shapes can reach without the other ops."""
+    flops = seconds = 0.0
+    for (batch, m, k, n, dtype), count in shapes.items():
+        dt = getattr(torch, dtype.removeprefix("torch."))
+        a = torch.randn(batch, m, k, device=device, dtype=dt)
+        b = torch.randn(batch, k, n, device=device, dtype=dt)
+        times = []
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            tic = time.perf_counter()
+            torch.bmm(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - tic)
+        flops += count * 2 * batch * m * k * n
+        seconds += count * statistics.median(times)
+    return flops / seconds / 1e9
+
+
+def _flops(step_fn, step: int, prepared) -> tuple[int, collections.Counter]:
+    """FLOPs of one call step_fn(step, prepared) (forward and backward) and its GEMM shapes."""
+    with FlopCounterMode(display=False) as counter, GemmShapes() as gemms:
         step_fn(step, prepared)
-    return counter.get_total_flops()
+    return counter.get_total_flops(), gemms.shapes
+
+
+def profile_by_op(step_fn, args, prepare, rows: int = 12) -> list[dict]:
+    """Where a step's time goes: the ops with the most self CPU time over `args.steps` steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available() and args.device != "cpu":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for i in range(args.steps):
+            step_fn(i, prepare(i))
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3),
+             "ms_per_step": round(e.self_cpu_time_total / 1e3 / args.steps, 2), "calls": e.count}
+            for e in events[:rows]]
 
 
 def _timed(step_fn, args) -> dict:
@@ -96,7 +157,7 @@ def _timed(step_fn, args) -> dict:
     for i in range(args.warmup + args.steps):
         prepared = step_fn.prepare(i) if hasattr(step_fn, "prepare") else None
         if i == 0:
-            flops = _flops(step_fn, i, prepared)
+            flops, shapes = _flops(step_fn, i, prepared)
             continue
         if cuda:
             torch.cuda.synchronize()
@@ -110,6 +171,11 @@ def _timed(step_fn, args) -> dict:
     summary = _summary(times, cpu_times, args.batch)
     summary["gflop_per_image"] = round(flops / args.batch / 1e9, 3)
     summary["gflop_s"] = round(flops / 1e9 / summary["median_step_s"], 1)
+    device = torch.device("cuda" if cuda else "cpu")
+    summary["step_gemm_peak_gflop_s"] = round(step_gemm_peak(shapes, device), 1)
+    if args.profile:
+        prepare = getattr(step_fn, "prepare", lambda i: None)
+        summary["profile"] = profile_by_op(step_fn, args, prepare)
     return summary
 
 
@@ -221,6 +287,7 @@ def main() -> None:
     p.add_argument("--geometry", default="benchmark", choices=["benchmark", "cpu_preset"])
     p.add_argument("--official", default=None, help="facebookresearch/ijepa checkout to time too")
     p.add_argument("--set", action="append", default=[], help="config override key=value")
+    p.add_argument("--profile", action="store_true", help="add the top ops by self CPU time")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -235,16 +302,12 @@ def main() -> None:
             results.append(measure_official(args.official, prec, args))
     for r in results:
         r["mfu"] = round(r["gflop_s"] / peaks[r["precision"]], 3)
-    ratios = {
-        f"{r['method']}/official {r['precision']}": round(
-            r["images_per_s"] / o["images_per_s"], 3
-        )
-        for r in results
-        for o in results
-        if o["method"] == "I-JEPA official"
-        and r["method"] != o["method"]
-        and r["precision"] == o["precision"]
-    }
+        r["step_gemm_mfu"] = round(r["gflop_s"] / r["step_gemm_peak_gflop_s"], 3)
+    pairs = [(r, o) for r in results for o in results if o["method"] == "I-JEPA official"
+             and r["method"] != o["method"] and r["precision"] == o["precision"]]
+    ratios = {f"{r['method']}/official {r['precision']}": {
+        "images_per_s": round(r["images_per_s"] / o["images_per_s"], 3),
+        "gflop_s": round(r["gflop_s"] / o["gflop_s"], 3)} for r, o in pairs}
     print(
         json.dumps(
             {

@@ -362,6 +362,27 @@ def export(
     return entry
 
 
+def update_probes(name: str, results: list[dict], directory: str | Path | None = None) -> dict:
+    """Replace release NAME's probe results for the datasets in `results` (each a `sparsejepa
+    probe` result) in its manifest entry, e.g. after the probe changed; the weights are not
+    touched, the entry is re-sealed. Returns the entry."""
+    out = Path(directory) if directory is not None else default_dir()
+    for result in results:
+        if not isinstance(result, dict) or "dataset" not in result or "tasks" not in result:
+            raise ReleaseError(f"{str(result)[:80]} is not a `sparsejepa probe` result "
+                               "(needs 'dataset' and 'tasks')")
+    with _locked(out / f"{MANIFEST}.lock"):
+        manifest = read_manifest(out)
+        if name not in manifest["entries"]:
+            raise ReleaseError(f"no release {name!r} in {out / MANIFEST}; it has "
+                               f"{sorted(manifest['entries'])}")
+        entry = manifest["entries"][name]
+        entry["probes"].update(json.loads(json.dumps({r["dataset"]: r for r in results})))
+        entry[CHECKSUM] = entry_sha256(entry)
+        _write_json_atomic(out / MANIFEST, manifest)
+    return entry
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
     """An exclusive advisory lock on `path` (created if needed) for a read-modify-write."""

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -120,6 +120,9 @@ class TrainState:
     step: int = 0
     rank: int = 0
     world: int = 1
+    # The first step whose loss was nan / inf (-1: none), kept on the device so that a step never
+    # waits for the device; `read_metrics` checks it.
+    nonfinite_step: torch.Tensor = field(default_factory=lambda: torch.tensor(-1))
 
     @property
     def autocast(self):
@@ -231,6 +234,7 @@ def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainStat
         total_steps=max(1, round(cfg.train.epochs * steps_per_epoch)),
         rank=rank,
         world=world,
+        nonfinite_step=torch.tensor(-1, device=device),
     )
 
 
@@ -291,9 +295,11 @@ def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
     )
 
 
-def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
+def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | float]:
     """One optimisation step: loss, backward, clip, AdamW + SGD(W), group-lasso prox, EMA update.
-    var_jepa: the annealed negative ELBO, no EMA (the target is the student's encoder)."""
+    var_jepa: the annealed negative ELBO, no EMA (the target is the student's encoder).
+    Nothing here waits for the device: losses and norms come back as 0-d tensors and a nan / inf
+    loss is only recorded (`state.nonfinite_step`); `read_metrics` syncs, checks and converts."""
     lr, wd, momentum = schedules(state, state.step)
     for group in state.adamw.param_groups:
         group["lr"] = lr
@@ -323,26 +329,23 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
                 batch.context_valid, context_targets,
             )
     loss = out["loss"]
-    if not torch.isfinite(loss):
-        raise NonFiniteLoss(
-            f"loss became {loss.item()} at step {state.step} "
-            f"({ {k: v.item() for k, v in out.items()} })"
-        )
+    first = state.nonfinite_step
+    first.copy_(torch.where((first < 0) & ~torch.isfinite(loss.detach()), state.step, first))
     state.adamw.zero_grad(set_to_none=True)
     if state.sgd is not None:
         state.sgd.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = head_grad_norm = float("nan")
+    grad_norm = head_grad_norm = torch.tensor(float("nan"))
     clip, student = state.cfg.optim.clip_grad, state.student
     if clip > 0:
         # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
         # ones) shrink the JEPA update, which alone changed the encoder's trajectory. Var-JEPA
         # has no head: all its parameters are clipped together.
         jepa_params = [p for n, p in student.named_parameters() if not n.startswith("head.")]
-        grad_norm = float(nn.utils.clip_grad_norm_(jepa_params, clip))
+        grad_norm = nn.utils.clip_grad_norm_(jepa_params, clip)
         if student.head is not None:
             head_params = [p for n, p in student.head.named_parameters() if n != "W"]
-            head_grad_norm = float(nn.utils.clip_grad_norm_(head_params, clip))
+            head_grad_norm = nn.utils.clip_grad_norm_(head_params, clip)
     state.adamw.step()
     if state.sgd is not None:
         state.sgd.step()
@@ -354,7 +357,7 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
             tp, sp = list(state.target.parameters()), list(state.student.encoder.parameters())
             torch._foreach_lerp_(tp, sp, 1.0 - momentum)
     state.step += 1
-    result = {k: float(v.detach()) for k, v in out.items()}
+    result = {k: v.detach() for k, v in out.items()}
     if variational:
         result.update(lr=lr, wd=wd, kl_weight=beta, grad_norm=grad_norm)
     else:
@@ -362,6 +365,15 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, float]:
     if student.head is not None:
         result["head_grad_norm"] = head_grad_norm
     return result
+
+
+def read_metrics(state: TrainState, metrics: dict) -> dict[str, float]:
+    """A step's metrics as floats (the one wait for the device); NonFiniteLoss if the loss of any
+    step so far was nan / inf."""
+    first = int(state.nonfinite_step)
+    if first >= 0:
+        raise NonFiniteLoss(f"the loss became nan / inf at step {first}")
+    return {k: float(v) for k, v in metrics.items()}
 
 
 @torch.no_grad()
@@ -469,6 +481,12 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
 
     fixed = _fixed_batch(state)
 
+    def checked(metrics: dict) -> dict[str, float]:
+        try:
+            return read_metrics(state, metrics)
+        except NonFiniteLoss as err:
+            raise stopped(err) from None
+
     @torch.no_grad()
     def check_target() -> None:
         """The loss of a step is checked before its update: after it, the target encoder's
@@ -493,13 +511,11 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
     tic = time.perf_counter()
     try:
         while state.step < end:
-            try:
-                m = train_step(state, sample_batch(state, state.step))
-            except NonFiniteLoss as err:
-                raise stopped(err) from None
+            m = train_step(state, sample_batch(state, state.step))
             bar.update(1)
             step = state.step
             if step % cfg.train.log_every == 0 or step == end:
+                m = checked(m)
                 if step % cfg.train.rankme_every == 0 or step == end:
                     check_target()
                     m.update(diagnostics(state, fixed))
@@ -524,6 +540,7 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
                     )
                     log.flush()
             if is_main and (step % cfg.train.ckpt_every == 0 or step == end):
+                checked({})
                 check_target()
                 try:
                     checkpoint.save(ckpt_path, state)

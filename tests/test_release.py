@@ -175,6 +175,21 @@ def test_export_errors(run, tmp_path):
     assert not (tmp_path / "out" / "x.safetensors").exists()
 
 
+def test_update_probes_replaces_one_datasets_results_and_keeps_the_entry_sealed(exported):
+    out, _ = exported
+    before = release.read_manifest(out)["entries"]["sparse_s0"]
+    new = {"dataset": "tiny", "tasks": {"a": {"best": {"top1": 50.0}, "knn": {"top1": 41.0}}}}
+    entry = release.update_probes("sparse_s0", [new], out)
+    after = release.read_manifest(out)["entries"]["sparse_s0"]  # checks every entry's checksum
+    assert after == entry and after["probes"]["tiny"] == new
+    assert {k: v for k, v in after.items() if k not in ("probes", "entry_sha256")} == \
+        {k: v for k, v in before.items() if k not in ("probes", "entry_sha256")}
+    with pytest.raises(ReleaseError, match="no release 'nope'"):
+        release.update_probes("nope", [new], out)
+    with pytest.raises(ReleaseError, match="needs 'dataset' and 'tasks'"):
+        release.update_probes("sparse_s0", [{"tasks": {}}], out)
+
+
 def test_exports_of_several_runs_share_one_manifest(run, tmp_path):
     run_dir, _ = run
     out = tmp_path / "checkpoints"

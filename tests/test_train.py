@@ -4,11 +4,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparsejepa import train as train_mod
-from sparsejepa.config import from_dict
+from sparsejepa.config import from_dict, to_dict
 from sparsejepa.data import ImageDataset
-from sparsejepa.train import NonFiniteLoss, build, sample_batch, train, train_step, use_bf16
+from sparsejepa.train import (
+    NonFiniteLoss,
+    build,
+    read_metrics,
+    sample_batch,
+    train,
+    train_step,
+    use_bf16,
+)
 
 
 def tiny_config(**sections) -> "from_dict":
@@ -245,3 +254,46 @@ def test_auto_precision_is_bf16_where_the_cpu_has_bf16_matmuls(monkeypatch, amx,
     cpu = torch.device("cpu")
     assert use_bf16("auto", cpu) is expected
     assert use_bf16("fp32", cpu) is False and use_bf16("bf16", cpu) is True
+
+
+class HostWaits(TorchDispatchMode):
+    """Records the ops that make the host wait for the device on a GPU: reading a value (.item(),
+    float(), bool(): aten._local_scalar_dense) or an output whose shape depends on the values."""
+
+    WAITING = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
+               "unique_consecutive", "_assert_async"}
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.WAITING:
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["jepa", "sparsejepa", "var_jepa"])
+def test_a_train_step_never_waits_for_the_device(method):
+    """No host sync inside the step: the metrics are read (one sync) every log_every steps."""
+    cfg = tiny_config(sparsity={"enabled": method == "sparsejepa"})
+    if method == "var_jepa":
+        cfg = from_dict({**to_dict(cfg), "method": "var_jepa", "var": {"latent_dim": 16}})
+    state = build(cfg, tiny_dataset())
+    batch = sample_batch(state, 0)
+    with HostWaits() as waits:
+        metrics = train_step(state, batch)
+    assert waits.ops == []
+    read = read_metrics(state, metrics)
+    assert all(isinstance(v, float) for v in read.values()) and math.isfinite(read["loss"])
+
+
+def test_a_nonfinite_loss_is_recorded_in_the_step_and_raised_when_read():
+    state = build(tiny_config(), tiny_dataset())
+    read_metrics(state, train_step(state, sample_batch(state, 0)))
+    batch = sample_batch(state, 1)
+    batch.images[:] = float("nan")
+    metrics = train_step(state, batch)  # no raise: raising would need the loss on the host
+    train_step(state, sample_batch(state, 2))
+    with pytest.raises(NonFiniteLoss, match="the loss became nan / inf at step 1"):
+        read_metrics(state, metrics)
