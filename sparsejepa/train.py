@@ -68,10 +68,13 @@ class Student(nn.Module):
         out = {"jepa": jepa, "loss": jepa}
         if self.head is not None:
             s = self.sparsity
-            tokens = _head_samples(h, context_valid, s.pool)
+            rows = None  # the real tokens' rows of (B * L, D), found without a host sync
+            if context_valid is not None and not s.pool:
+                rows = torch.nonzero_static(context_valid.flatten(), size=len(noise))[:, 0]
+            tokens = _head_samples(h, context_valid, rows, s.pool)
             recon_target = None
             if context_targets is not None:
-                recon_target = _head_samples(context_targets, context_valid, s.pool)
+                recon_target = _head_samples(context_targets, context_valid, rows, s.pool)
             # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
             tokens = tokens.detach() + s.encoder_grad * (tokens - tokens.detach())
             terms = self.head(tokens, noise, recon_target)
@@ -85,11 +88,14 @@ class Student(nn.Module):
         return out
 
 
-def _head_samples(x: torch.Tensor, valid: torch.Tensor | None, pool: bool) -> torch.Tensor:
-    """The head's samples from context tokens x (B, L, D): every real token (n, D), or the mean of
-    each image's real tokens (B, D)."""
+def _head_samples(x: torch.Tensor, valid: torch.Tensor | None, rows: torch.Tensor | None,
+                  pool: bool) -> torch.Tensor:
+    """The head's samples from context tokens x (B, L, D): every real token (n, D; `rows` are
+    their positions in the flattened (B * L) tokens when some are padding), or the mean of each
+    image's real tokens (B, D)."""
     if not pool:
-        return x.reshape(-1, x.shape[-1]) if valid is None else x[valid]
+        flat = x.reshape(-1, x.shape[-1])
+        return flat if rows is None else flat[rows]
     w = torch.ones_like(x[..., 0]) if valid is None else valid.to(x)
     return (x * w[..., None]).sum(1) / w.sum(1, keepdim=True)
 

@@ -11,7 +11,7 @@ import torch
 from test_checkpoint import _weights
 from test_train import tiny_config, tiny_dataset
 
-from sparsejepa.train import Batch, build, sample_batch, train, train_step
+from sparsejepa.train import Batch, build, read_metrics, sample_batch, train, train_step
 
 pytestmark = [
     pytest.mark.cuda,
@@ -56,6 +56,23 @@ def test_resume_on_cuda_equals_the_uninterrupted_run(tmp_path, monkeypatch):
 def test_bf16_training_on_cuda_stays_finite_and_learns():
     cfg = tiny_config(train={"device": "cuda", "precision": "bf16", "epochs": 8})
     state = build(cfg, tiny_dataset())
-    losses = [train_step(state, sample_batch(state, step))["jepa"] for step in range(12)]
-    assert all(torch.isfinite(torch.tensor(losses)))
+    losses = torch.stack([train_step(state, sample_batch(state, step))["jepa"]
+                          for step in range(12)])
+    assert torch.isfinite(losses).all()
     assert next(state.student.parameters()).dtype == torch.float32  # fp32 master weights
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_cuda_step_never_waits_for_the_device(sparse):
+    """CUDA's own sync check over train_step (after a warm-up step; the batch is drawn before)."""
+    cfg = tiny_config(sparsity={"enabled": sparse}, train={"device": "cuda", "precision": "bf16"})
+    state = build(cfg, tiny_dataset())
+    train_step(state, sample_batch(state, 0))
+    batch = sample_batch(state, 1)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        metrics = train_step(state, batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert read_metrics(state, metrics)["loss"] > 0

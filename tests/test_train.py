@@ -258,7 +258,8 @@ def test_auto_precision_is_bf16_where_the_cpu_has_bf16_matmuls(monkeypatch, amx,
 
 class HostWaits(TorchDispatchMode):
     """Records the ops that make the host wait for the device on a GPU: reading a value (.item(),
-    float(), bool(): aten._local_scalar_dense) or an output whose shape depends on the values."""
+    float(), bool(): aten._local_scalar_dense) or an output whose shape depends on the values
+    (nonzero, masked_select, unique, indexing with a bool mask)."""
 
     WAITING = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
                "unique_consecutive", "_assert_async"}
@@ -268,7 +269,10 @@ class HostWaits(TorchDispatchMode):
         self.ops = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__ in self.WAITING:
+        name = func.overloadpacket.__name__
+        bool_index = name in ("index", "index_put", "index_put_") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
+        if name in self.WAITING or bool_index:
             self.ops.append(str(func))
         return func(*args, **(kwargs or {}))
 
