@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sparsejepa import baselines, demo, probe
+from sparsejepa import baselines, demo, probe, release
 
 RELEASE = {"tasks": {t: {"best_by_val": {"top1": v}} for t, v in (("count", 55.0), ("dist", 40.0))}}
 PIXELS = {"tasks": {t: {"best_by_val": {"top1": v}} for t, v in (("count", 31.0), ("dist", 41.0))}}
@@ -27,9 +27,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     results = demo.run(out, overrides=["train.epochs=1", "train.batch_size=32"], sizes=(96, 48),
                        progress=False)
     text = capsys.readouterr().out
+    shipped = {name: f"{name} ({r.method}, {r.config.train.epochs:g} ep cifar100)"
+               for name in ("jepa_s0", "sparsejepa_s0") for r in [release.load(name)]}
     for line in ("raw pixels, same linear probe", "majority class", "demo run (3 steps",
-                 "jepa_s0 (JEPA, 18 ep cifar100)", "sparsejepa_s0 (SparseJEPA, 18 ep cifar100)",
-                 "next steps:", "make figures", "beats the raw-pixel probe on every task"):
+                 *shipped.values(), "next steps:", "make figures",
+                 "beats the raw-pixel probe on every task"):
         assert line in text, line
     assert set(results["releases"]) == {"jepa_s0", "sparsejepa_s0"}
     assert set(results["pixels"]["tasks"]) == {"count", "dist", "shape"}
