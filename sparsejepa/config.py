@@ -55,7 +55,7 @@ class SparsityConfig:
     gen_prior: float = 1e-4  # weight of the N(0,1) prior (L2) on generator weights
     # Scale of the head's gradient into the context encoder (the head itself trains at full weight).
     # At init the recon gradient reaching the encoder is ~1700x the JEPA one; scales 1 to 0.01
-    # lowered RankMe to ~2.3 vs 4.5 for JEPA in CIFAR-100 CPU runs (README, reproduction notes).
+    # lowered RankMe to ~2.3 vs 4.5 for JEPA in CIFAR-100 CPU runs (docs/reproduction.md, notes).
     encoder_grad: float = 1e-3
     # Where the head reads the context encoder: every context token is one sample (False), or the
     # mean of each image's context tokens is (True: image-level latents, B samples per batch).

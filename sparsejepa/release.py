@@ -2,7 +2,7 @@
 
 A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_CHECKPOINTS) holds
     NAME.safetensors      the target encoder's state dict in float16 (half the bytes; the pooled
-                          features move by 2e-4 relative, kNN accuracy unchanged: README,
+                          features move by 2e-4 relative, kNN accuracy unchanged: docs/reproduction.md,
                           "Reproduction"), metadata: the config sha256
     NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
     MANIFEST.json         {"format": 1, "entries": {NAME: entry}}

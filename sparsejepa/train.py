@@ -495,8 +495,8 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
 
     @torch.no_grad()
     def check_target() -> None:
-        """The loss of a step is checked before its update: after it, the target encoder's
-        weights and its features of a few fixed images must still be finite."""
+        """A nan / inf loss is raised at the next log or checkpoint step (`read_metrics`); the
+        target encoder's weights and its features of a few fixed images must be finite too."""
         bad = checkpoint.nonfinite_tensors(state.target.state_dict())
         with state.autocast:
             feats = state.target(fixed[:32]).float()
