@@ -87,7 +87,7 @@ def matmul_peak(precision: str, device: torch.device, n: int = 2048, repeats: in
 
 
 class GemmShapes(TorchDispatchMode):
-    """Records the (batch, m, k, n) of every mm / addmm / bmm a step runs, in its dtype."""
+    """Records the (batch, m, k, n) of every mm, addmm, bmm and baddbmm of a step, in its dtype."""
 
     def __init__(self):
         super().__init__()
@@ -95,15 +95,18 @@ class GemmShapes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
-        if name in ("mm", "addmm", "bmm"):
-            a, b = (args[1], args[2]) if name == "addmm" else args[:2]
-            batch = a.shape[0] if name == "bmm" else 1
+        if name in ("mm", "addmm", "bmm", "baddbmm"):
+            a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else args[:2]
+            batch = a.shape[0] if a.ndim == 3 else 1
             self.shapes[(batch, a.shape[-2], a.shape[-1], b.shape[-1], str(a.dtype))] += 1
         return func(*args, **(kwargs or {}))
 
 
-def step_gemm_peak(shapes: collections.Counter, device: torch.device, repeats: int = 5) -> float:
-    """GFLOP/s of the step's own GEMMs each run alone (the median of `repeats` per shape): total
+def step_gemm_peak(
+    shapes: collections.Counter, device: torch.device, repeats: int = 5, calls: int = 10
+) -> float:
+    """GFLOP/s of the step's own GEMMs each run alone (per shape the median over `repeats` of
+    `calls` back-to-back products, so a GPU's launch latency is not counted once per call): total
     FLOPs over total time, the most a step of these shapes can reach without the other ops."""
     flops = seconds = 0.0
     for (batch, m, k, n, dtype), count in shapes.items():
@@ -115,11 +118,12 @@ def step_gemm_peak(shapes: collections.Counter, device: torch.device, repeats: i
             if device.type == "cuda":
                 torch.cuda.synchronize()
             tic = time.perf_counter()
-            torch.bmm(a, b)
+            for _ in range(calls):
+                torch.bmm(a, b)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i:
-                times.append(time.perf_counter() - tic)
+                times.append((time.perf_counter() - tic) / calls)
         flops += count * 2 * batch * m * k * n
         seconds += count * statistics.median(times)
     return flops / seconds / 1e9

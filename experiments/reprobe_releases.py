@@ -8,7 +8,8 @@ second pass is minutes), one JSON line per release and set appended to OUT.jsonl
 the manifest's numbers it replaces, seconds, machine); OUT.md is rewritten with the table of
 every release in OUT.jsonl (best_by_val / best / kNN, old against new). `--write-manifest` also
 replaces the release's probe results in checkpoints/MANIFEST.json (`release.update_probes`);
-`--reuse` takes a (release, set) result already in OUT.jsonl instead of probing it again.
+`--reuse` takes a (release, set) result already in OUT.jsonl, made on the same weights (the
+release's sha256), instead of probing it again.
 """
 
 import argparse
@@ -46,16 +47,17 @@ def latest_rows(out: Path) -> dict:
 def write_table(out: Path) -> None:
     rows = latest_rows(out)
     lines = [
-        "| release | task | best_by_val old -> new | best old -> new | kNN old -> new "
+        "| release | set / task | best_by_val old -> new | best old -> new | kNN old -> new "
         "| new probe |",
         "|---|---|---|---|---|---|",
     ]
-    for row in rows.values():
+    for (_, dataset), row in rows.items():
         for t in row["new"]:
             old, new = row["manifest"].get(t), row["new"][t]
             old = old or {"best_by_val": "-", "best": "-", "knn": "-"}
             lines.append(
-                f"| {row['release']} | {t} | {old['best_by_val']} -> {new['best_by_val']} | "
+                f"| {row['release']} | {dataset} / {t} | {old['best_by_val']} -> "
+                f"{new['best_by_val']} | "
                 f"{old['best']} -> {new['best']} | {old['knn']} -> {new['knn']} | "
                 f"{new['best_by_val_probe']} |"
             )
@@ -75,17 +77,19 @@ def main() -> None:
     out = Path(args.out)
     for name in args.releases:
         old = release.load(name).probes
+        sha256 = release.read_manifest()["entries"][name]["sha256"]
         results = []
         for dataset in args.datasets:
             done = latest_rows(out).get((name, dataset)) if args.reuse else None
-            if done is not None:
+            if done is not None and done.get("sha256") == sha256:
                 results.append(done["result"])
                 continue
             tic = time.perf_counter()
             result = probe_checkpoint(name, dataset, device="cpu")
             results.append(result)
             row = {
-                "release": name, "dataset": dataset, "seconds": round(time.perf_counter() - tic),
+                "release": name, "dataset": dataset, "sha256": sha256,
+                "seconds": round(time.perf_counter() - tic),
                 "machine": platform.processor() or platform.machine(), "threads": args.threads,
                 "new": {t: headline(result, t) for t in result["tasks"]},
                 "manifest": {t: headline(old[dataset], t) for t in result["tasks"]

@@ -15,14 +15,22 @@ import torch
 import torch.nn.functional as F
 
 
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A copy of CPU tensor `t` on `device`; to CUDA through pinned memory without blocking, so the
+    host does not wait for the device's queued work (a pageable copy does)."""
+    if torch.device(device).type != "cuda":
+        return t.to(device, copy=True)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) with x' = (x / 255 - mean) / std per channel."""
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"normalize expects uint8 (B, H, W, 3), got {x.dtype} {tuple(x.shape)}")
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean and std need 3 entries each with std > 0, got {mean}, {std}")
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    mean_t = to_device(torch.tensor(mean, dtype=torch.float32), x.device).view(1, 3, 1, 1)
+    std_t = to_device(torch.tensor(std, dtype=torch.float32), x.device).view(1, 3, 1, 1)
     images = x.permute(0, 3, 1, 2).float().div_(255.0)
     return images.sub_(mean_t).div_(std_t).contiguous()
 
@@ -121,4 +129,4 @@ def batch_indices(
     epoch, position = divmod(step, steps_per_epoch)
     permutation = _epoch_permutation(n, seed, epoch)
     batch = permutation[position * batch_size : (position + 1) * batch_size]
-    return batch.to(device, copy=True)  # a copy, so callers cannot change the cached permutation
+    return to_device(batch, device)  # a copy, so callers cannot change the cached permutation

@@ -2,8 +2,8 @@
 
 A release folder (default `checkpoints/` of this repository, or env SPARSEJEPA_CHECKPOINTS) holds
     NAME.safetensors      the target encoder's state dict in float16 (half the bytes; the pooled
-                          features move by 2e-4 relative, kNN accuracy unchanged: docs/reproduction.md,
-                          "Reproduction"), metadata: the config sha256
+                          features move by 2e-4 relative, kNN accuracy unchanged:
+                          docs/reproduction.md), metadata: the config sha256
     NAME.metrics.jsonl    the run's training log (the curves of notebook 03), when it had one
     MANIFEST.json         {"format": 1, "entries": {NAME: entry}}
 An entry records the file names with their sha256 and size, the full run config, the code version
@@ -377,7 +377,8 @@ def update_probes(name: str, results: list[dict], directory: str | Path | None =
             raise ReleaseError(f"no release {name!r} in {out / MANIFEST}; it has "
                                f"{sorted(manifest['entries'])}")
         entry = manifest["entries"][name]
-        entry["probes"].update(json.loads(json.dumps({r["dataset"]: r for r in results})))
+        new = json.loads(json.dumps({r["dataset"]: r for r in results}))
+        entry["probes"] = {**(entry.get("probes") or {}), **new}
         entry[CHECKSUM] = entry_sha256(entry)
         _write_json_atomic(out / MANIFEST, manifest)
     return entry

@@ -68,9 +68,9 @@ class Student(nn.Module):
         out = {"jepa": jepa, "loss": jepa}
         if self.head is not None:
             s = self.sparsity
-            rows = None  # the real tokens' rows of (B * L, D), found without a host sync
+            rows = None  # the real tokens' rows of (B * L, D) in order, without a host sync
             if context_valid is not None and not s.pool:
-                rows = torch.nonzero_static(context_valid.flatten(), size=len(noise))[:, 0]
+                rows = (~context_valid.flatten()).byte().argsort(stable=True)[: len(noise)]
             tokens = _head_samples(h, context_valid, rows, s.pool)
             recon_target = None
             if context_targets is not None:
@@ -274,7 +274,7 @@ def sample_batch(state: TrainState, step: int) -> Batch:
         m.min_keep,
         m.pad_context,
     )
-    valid = None if masks.context_valid is None else masks.context_valid.to(dev)
+    valid = None if masks.context_valid is None else augment.to_device(masks.context_valid, dev)
     noise = None
     if state.student.head is not None:
         if cfg.sparsity.pool:
@@ -287,7 +287,8 @@ def sample_batch(state: TrainState, step: int) -> Batch:
             device=dev,
             generator=_generator(dev, seed, step, state.rank, 3),
         )
-    return Batch(images, masks.context.to(dev), masks.targets.to(dev), noise, valid)
+    context, targets = augment.to_device(masks.context, dev), augment.to_device(masks.targets, dev)
+    return Batch(images, context, targets, noise, valid)
 
 
 def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
@@ -341,7 +342,7 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | floa
     if state.sgd is not None:
         state.sgd.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = head_grad_norm = torch.tensor(float("nan"))
+    grad_norm = head_grad_norm = float("nan")
     clip, student = state.cfg.optim.clip_grad, state.student
     if clip > 0:
         # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
@@ -376,7 +377,11 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | floa
 def read_metrics(state: TrainState, metrics: dict) -> dict[str, float]:
     """A step's metrics as floats (the one wait for the device); NonFiniteLoss if the loss of any
     step so far was nan / inf."""
-    first = int(state.nonfinite_step)
+    first = state.nonfinite_step
+    if state.world > 1:  # every rank stops together, or the others would wait in all_reduce
+        first = first.clone()
+        dist.all_reduce(first, op=dist.ReduceOp.MAX)
+    first = int(first)
     if first >= 0:
         raise NonFiniteLoss(f"the loss became nan / inf at step {first}")
     return {k: float(v) for k, v in metrics.items()}
@@ -545,14 +550,15 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
                         + "\n"
                     )
                     log.flush()
-            if is_main and (step % cfg.train.ckpt_every == 0 or step == end):
-                checked({})
-                check_target()
-                try:
-                    checkpoint.save(ckpt_path, state)
-                except checkpoint.NonFiniteCheckpoint as err:
-                    raise stopped(f"training diverged: {err}") from None
-                good = (ckpt_path, step)
+            if step % cfg.train.ckpt_every == 0 or step == end:
+                checked({})  # on every rank: under DDP it is a collective
+                if is_main:
+                    check_target()
+                    try:
+                        checkpoint.save(ckpt_path, state)
+                    except checkpoint.NonFiniteCheckpoint as err:
+                        raise stopped(f"training diverged: {err}") from None
+                    good = (ckpt_path, step)
     finally:
         bar.close()
         if log:
