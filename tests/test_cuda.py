@@ -64,15 +64,15 @@ def test_bf16_training_on_cuda_stays_finite_and_learns():
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_a_cuda_step_never_waits_for_the_device(sparse):
-    """CUDA's own sync check over train_step (after a warm-up step; the batch is drawn before)."""
+    """CUDA's own sync check over a step of the loop, batch drawing included (after a warm-up step
+    that allocates the pinned buffers)."""
     cfg = tiny_config(sparsity={"enabled": sparse}, train={"device": "cuda", "precision": "bf16"})
     state = build(cfg, tiny_dataset())
     train_step(state, sample_batch(state, 0))
-    batch = sample_batch(state, 1)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        metrics = train_step(state, batch)
+        metrics = train_step(state, sample_batch(state, 1))
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert read_metrics(state, metrics)["loss"] > 0
