@@ -185,6 +185,7 @@ def summary(entries: dict[str, dict]) -> str:
         best = {f"{ds}/{task}": round(res["best"]["top1"], 2)
                 for ds, result in entry["probes"].items() for task, res in result["tasks"].items()}
         lines.append(json.dumps({"release": name, "method": entry["method"],
-                                 "lam": entry["config"]["sparsity"]["lam"],
+                                 "lam": entry["config"]["sparsity"]["lam"]
+                                 if entry["config"]["sparsity"]["enabled"] else None,
                                  "seed": entry["config"]["train"]["seed"], "best_top1": best}))
     return "\n".join(lines)
