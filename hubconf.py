@@ -16,13 +16,13 @@ dependencies = ["torch", "numpy", "safetensors", "yaml"]
 def release(name: str, pretrained: bool = True, device: str = "cpu", **kwargs):
     """The target encoder of release `name` (see the module docstring); `pretrained=False`
     builds the same architecture freshly initialised."""
-    from sparsejepa import checkpoint
     from sparsejepa.release import load
+    from sparsejepa.vit import Encoder
 
     r = load(name, device=device, **kwargs)
     encoder = r.encoder
     if not pretrained:
-        encoder = checkpoint.encoder_from_config(r.config).to(device).eval()
+        encoder = Encoder.from_config(r.config.model).to(device).eval()
     encoder.transform, encoder.release = r.transform, r
     encoder.mean, encoder.std, encoder.img_size = r.mean, r.std, r.img_size
     return encoder

@@ -22,8 +22,8 @@ import torch
 import yaml
 
 from sparsejepa import checkpoint
-from sparsejepa.cli import probe_checkpoint
 from sparsejepa.config import load_config, to_dict
+from sparsejepa.probe import probe_checkpoint
 from sparsejepa.train import train
 
 RESULTS = Path(__file__).parent / "results"

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sparsejepa import release
-from sparsejepa.cli import probe_checkpoint
+from sparsejepa.probe import probe_checkpoint
 
 
 def headline(result: dict, task: str) -> dict:

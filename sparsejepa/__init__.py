@@ -1,6 +1,8 @@
 """SparseJEPA: I-JEPA with an oi-VAE group-sparse head, on CIFAR-100 and an offline shapes set."""
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(name_or_path, *, directory=None, device="cpu"):

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
 from .config import Config, ConfigError, from_dict, to_dict
+from .version import __version__
+from .vit import Encoder
 
 
 class CheckpointError(RuntimeError):
@@ -293,14 +294,6 @@ def _does_not_fit(source, what: str):
         ) from None
 
 
-def encoder_from_config(cfg: Config):
-    """A freshly initialised target/context encoder of the architecture in `cfg.model`."""
-    from .vit import Encoder
-
-    m = cfg.model
-    return Encoder(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio)
-
-
 def load_target_encoder(path: str | Path, device: torch.device | str = "cpu"):
     """(target encoder in eval mode, config) from a training checkpoint."""
     payload = load(path, device)
@@ -311,7 +304,7 @@ def load_target_encoder(path: str | Path, device: torch.device | str = "cpu"):
 def fit_encoder(cfg: Config, tensors, source):
     """The encoder of `cfg` holding `tensors` (a checkpoint's target state dict); CheckpointError
     naming `source` when a tensor is missing, extra or of another shape."""
-    encoder = encoder_from_config(cfg)
+    encoder = Encoder.from_config(cfg.model)
     with _does_not_fit(source, "the encoder its config builds"):
         encoder.load_state_dict(tensors)
     return encoder

@@ -5,8 +5,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, checkpoint, data, release
+from . import checkpoint, data, release
 from .config import ConfigError, load_config, presets
+from .version import __version__
 
 
 def _train(args) -> None:
@@ -18,75 +19,9 @@ def _train(args) -> None:
     print(f"done: {state.step} steps, checkpoint {Path(args.out) / 'ckpt.pt'}")
 
 
-def probe_checkpoint(
-    ckpt: str | Path,
-    dataset_name: str | None = None,
-    data_path: str | None = None,
-    out: str | Path | None = None,
-    device: str = "auto",
-    download: bool = False,
-    n_train: int | None = None,
-    n_test: int | None = None,
-) -> dict:
-    """Probe the frozen target encoder of a checkpoint (a training run's ckpt.pt, a release's
-    .safetensors file or a release name such as "jepa_s0"); write JSON to `out` when given.
-
-    The probe set defaults to the training set (with its subset sizes); `n_train`/`n_test`
-    override the sizes."""
-    import torch
-
-    from . import probe
-    from .train import resolve_device
-
-    if out:  # before any work: a results path that cannot be written fails now
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if Path(out).is_dir():
-            raise ConfigError(f"--out {out} is a folder; give the results JSON a file name")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is available here; use cpu or auto")
-    dev = resolve_device(device)
-    is_release = str(ckpt).endswith(".safetensors") or not (
-        Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt))
-    if is_release:
-        loaded = release.load(ckpt, device=dev)
-        encoder, cfg = loaded.encoder, loaded.config
-    else:
-        encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
-    name = dataset_name or cfg.data.dataset
-    same = name == cfg.data.dataset
-    ds = data.load_dataset(
-        name,
-        path=data_path or (cfg.data.path if same else None),
-        download=download,
-        seed=cfg.train.seed,
-        n_train=n_train or (cfg.data.n_train if same else None),
-        n_test=n_test or (cfg.data.n_test if same else None),
-        image_size=cfg.model.img_size,
-    )
-    tasks = cfg.probe.tasks if same else None
-    unknown = sorted(set(tasks or []) - set(ds.num_classes))
-    if unknown:
-        raise ConfigError(f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
-                          f"{list(ds.num_classes)}")
-    cache = (data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz" if is_release
-             else Path(ckpt).with_name(f"features_{name}.pt"))
-    with torch.no_grad():
-        results = probe.run_probes(
-            encoder,
-            ds,
-            tasks=tasks,
-            device=dev,
-            cache_path=cache,
-            seed=cfg.train.seed,
-        )
-    if out:
-        Path(out).write_text(json.dumps(results, indent=2))
-    return results
-
-
 def _probe(args) -> None:
+    from .probe import probe_checkpoint
+
     results = probe_checkpoint(
         args.ckpt, args.dataset, args.data_path, args.out, args.device, args.download
     )
@@ -218,7 +153,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     file system) rather than a bug: the CLI reports them in one line, without a traceback."""
     import yaml
 
-    from .train import NonFiniteLoss
+    from .runtime import NonFiniteLoss
 
     return (
         ConfigError,

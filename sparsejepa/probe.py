@@ -12,6 +12,7 @@ weighted kNN probe (cosine, k=20, T=0.07, weights exp(sim / T), as in DINO) runs
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -23,8 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsejepa.augment import normalize
-from sparsejepa.data import ImageDataset
+from . import checkpoint, data, release
+from .augment import normalize
+from .config import ConfigError
+from .data import ImageDataset
+from .runtime import resolve_device
 
 FEATURE_SETS = ("last", "last4")
 HEADS = ("linear", "bn_linear")
@@ -395,3 +399,66 @@ def run_probes(
         "timing_s": timing,
         "tasks": results,
     }
+
+
+def probe_checkpoint(
+    ckpt: str | Path,
+    dataset_name: str | None = None,
+    data_path: str | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    download: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> dict:
+    """Probe the frozen target encoder of a checkpoint (a training run's ckpt.pt, a release's
+    .safetensors file or a release name such as "jepa_s0"); write JSON to `out` when given.
+
+    The probe set defaults to the training set (with its subset sizes); `n_train`/`n_test`
+    override the sizes."""
+    if out:  # before any work: a results path that cannot be written fails now
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).is_dir():
+            raise ConfigError(f"--out {out} is a folder; give the results JSON a file name")
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available here; use cpu or auto")
+    dev = resolve_device(device)
+    is_release = str(ckpt).endswith(".safetensors") or not (
+        Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt))
+    if is_release:
+        loaded = release.load(ckpt, device=dev)
+        encoder, cfg = loaded.encoder, loaded.config
+    else:
+        encoder, cfg = checkpoint.load_target_encoder(ckpt, dev)
+    name = dataset_name or cfg.data.dataset
+    same = name == cfg.data.dataset
+    ds = data.load_dataset(
+        name,
+        path=data_path or (cfg.data.path if same else None),
+        download=download,
+        seed=cfg.train.seed,
+        n_train=n_train or (cfg.data.n_train if same else None),
+        n_test=n_test or (cfg.data.n_test if same else None),
+        image_size=cfg.model.img_size,
+    )
+    tasks = cfg.probe.tasks if same else None
+    unknown = sorted(set(tasks or []) - set(ds.num_classes))
+    if unknown:
+        raise ConfigError(f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
+                          f"{list(ds.num_classes)}")
+    cache = (data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz" if is_release
+             else Path(ckpt).with_name(f"features_{name}.pt"))
+    with torch.no_grad():
+        results = run_probes(
+            encoder,
+            ds,
+            tasks=tasks,
+            device=dev,
+            cache_path=cache,
+            seed=cfg.train.seed,
+        )
+    if out:
+        Path(out).write_text(json.dumps(results, indent=2))
+    return results

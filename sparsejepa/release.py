@@ -39,6 +39,7 @@ from safetensors.torch import save_file
 from . import checkpoint
 from .config import Config, ConfigError, from_dict, to_dict
 from .data.common import sha256_of
+from .vit import Encoder
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
@@ -469,7 +470,7 @@ def load(
             f"release {name!r}: its config does not fit this code version ({err}); use the code "
             f"version it was trained with ({entry.get('code')}) or re-run the export"
         ) from None
-    encoder = checkpoint.encoder_from_config(cfg)
+    encoder = Encoder.from_config(cfg.model)
     try:
         encoder.load_state_dict(weights)
     except RuntimeError as err:

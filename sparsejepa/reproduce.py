@@ -123,7 +123,7 @@ def reproduce(
     to every run after the spec's own. A released encoder is replaced by new weights only with
     `overwrite` (checked before training: a run whose folder does not hold the released step
     would make new ones). Returns {name: manifest entry}."""
-    from .cli import probe_checkpoint
+    from .probe import probe_checkpoint
     from .train import train
 
     spec = load_spec(spec_path or DEFAULT_SPEC)

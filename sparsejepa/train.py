@@ -24,13 +24,10 @@ import theory
 from . import augment, checkpoint, data, metrics, var_jepa
 from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
+from .runtime import NonFiniteLoss, resolve_device, seeded_generator, use_bf16
 from .schedules import cosine_lr, cosine_wd, ema_momentum
 from .sparsity import GroupSparseHead, prox_group_lasso
 from .vit import Encoder, Predictor, gather_tokens
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 class Student(nn.Module):
@@ -39,12 +36,8 @@ class Student(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         m, s = cfg.model, cfg.sparsity
-        self.encoder = Encoder(
-            m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio, m.patch_embed_std
-        )
-        self.predictor = Predictor(
-            self.encoder.grid, m.width, m.pred_width, m.pred_depth, m.pred_heads, m.mlp_ratio
-        )
+        self.encoder = Encoder.from_config(m)
+        self.predictor = Predictor.from_config(m, self.encoder.grid, m.width)
         self.head = (
             GroupSparseHead(m.width, s.latent_dim, s.groups, s.group_latent, s.hidden, s.w_init_std)
             if s.enabled
@@ -137,31 +130,6 @@ class TrainState:
         return contextlib.nullcontext()
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """'auto' = bf16 autocast on CUDA and on CPUs with native bf16 matmuls (AMX tiles or
-    AVX512-BF16; measured 1.7x the fp32 step on a 2-core EPYC), else fp32."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return True
-    return any(
-        getattr(torch.cpu, probe, lambda: False)()
-        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "train.device=cuda but no CUDA device is available; use train.device=cpu"
-            )
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(name)
-
-
 def _param_groups(student: Student):
     """AdamW groups (decay: weight matrices; none: biases, norms, mask token) and the W group."""
     decay, no_decay, w = [], [], []
@@ -199,14 +167,7 @@ def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainStat
         target = student.encoder  # no EMA: probes and diagnostics read the posterior encoder
     else:
         student = Student(cfg).to(device)
-        target = Encoder(
-            size,
-            cfg.model.patch,
-            cfg.model.width,
-            cfg.model.depth,
-            cfg.model.heads,
-            cfg.model.mlp_ratio,
-        ).to(device)
+        target = Encoder.from_config(cfg.model).to(device)
         target.load_state_dict(student.encoder.state_dict())
         target.requires_grad_(False)
     decay, no_decay, w = _param_groups(student)
@@ -244,14 +205,6 @@ def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainStat
     )
 
 
-def _generator(device: torch.device, *keys: int) -> torch.Generator:
-    g = torch.Generator(device=device)
-    seed = 0
-    for k in keys:
-        seed = (seed * 1_000_003 + k) % (2**63 - 1)
-    return g.manual_seed(seed)
-
-
 def sample_batch(state: TrainState, step: int) -> Batch:
     """Augmented images, masks, noise of step `step` for this rank, pure in (seed, step)."""
     cfg, dev = state.cfg, state.device
@@ -260,13 +213,13 @@ def sample_batch(state: TrainState, step: int) -> Batch:
     idx = idx[state.rank :: state.world]
     images = augment.normalize(state.x_train[idx], state.mean, state.std)
     images = augment.random_resized_crop(
-        images, _generator(dev, seed, step, state.rank, 1), scale=cfg.data.crop_scale
+        images, seeded_generator(dev, seed, step, state.rank, 1), scale=cfg.data.crop_scale
     )
     m = cfg.mask
     masks = sample_masks(
         len(idx),
         state.student.encoder.grid,
-        _generator(torch.device("cpu"), seed, step, state.rank, 2),
+        seeded_generator(torch.device("cpu"), seed, step, state.rank, 2),
         m.num_targets,
         m.target_scale,
         m.target_aspect,
@@ -285,7 +238,7 @@ def sample_batch(state: TrainState, step: int) -> Batch:
             n,
             cfg.sparsity.latent_dim,
             device=dev,
-            generator=_generator(dev, seed, step, state.rank, 3),
+            generator=seeded_generator(dev, seed, step, state.rank, 3),
         )
     context, targets = augment.to_device(masks.context, dev), augment.to_device(masks.targets, dev)
     return Batch(images, context, targets, noise, valid)
@@ -317,7 +270,7 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | floa
         if variational:
             cfg = state.cfg
             beta = var_jepa.kl_weight(state.step, cfg.var.anneal_epochs * state.steps_per_epoch)
-            noise = _generator(state.device, cfg.train.seed, state.step, state.rank, 3)
+            noise = seeded_generator(state.device, cfg.train.seed, state.step, state.rank, 3)
             out = state.model(
                 batch.images, batch.context_idx, batch.target_idx, batch.context_valid, noise,
                 beta,

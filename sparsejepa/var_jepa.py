@@ -25,7 +25,7 @@ from torch import nn
 
 from .config import Config
 from .gaussian import LOGVAR_RANGE, gaussian_kl, gaussian_kl_diag, gaussian_log_prob, reparameterise
-from .vit import Encoder, Predictor, _init_weights, gather_tokens
+from .vit import Encoder, Predictor, gather_tokens, init_weights
 
 
 def kl_weight(step: int, anneal_steps: float) -> float:
@@ -61,24 +61,20 @@ class VarJEPA(nn.Module):
         super().__init__()
         m, v = cfg.model, cfg.var
         k = v.latent_dim or m.width
-        self.encoder = Encoder(
-            m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio, m.patch_embed_std
-        )
+        self.encoder = Encoder.from_config(m)
         self.posterior_head = nn.Linear(m.width, 2 * k)
         self.z_head = nn.Sequential(
             nn.Linear(k, m.width), nn.GELU(), nn.Linear(m.width, 2 * v.z_dim)
         )
         self.z_embed = nn.Linear(v.z_dim, k)
-        self.predictor = Predictor(
-            self.encoder.grid, 2 * k, m.pred_width, m.pred_depth, m.pred_heads, m.mlp_ratio
-        )
+        self.predictor = Predictor.from_config(m, self.encoder.grid, 2 * k)
         pixels = 3 * m.patch**2
         self.decoder = nn.Sequential(
             nn.Linear(k, m.width),
             nn.GELU(),
             nn.Linear(m.width, pixels if v.decoder_logvar is not None else 2 * pixels),
         )
-        _init_weights(nn.ModuleList([self.posterior_head, self.z_head, self.z_embed, self.decoder]))
+        init_weights(nn.ModuleList([self.posterior_head, self.z_head, self.z_embed, self.decoder]))
         self.var = v
 
     def posterior(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -62,7 +62,8 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """I-JEPA's init: truncated-normal (std 0.02) Linear weights, zero biases, unit LayerNorms."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)
@@ -103,11 +104,16 @@ class Encoder(nn.Module):
         self.register_buffer("pos", sincos_2d(self.grid, width)[None], persistent=False)
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        _init_weights(self)
+        init_weights(self)
         _rescale_residual_branches(self.blocks)
         w = self.patch_embed.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=patch_embed_std)
         nn.init.zeros_(self.patch_embed.bias)
+
+    @classmethod
+    def from_config(cls, m) -> "Encoder":
+        """The encoder of a `ModelConfig` (the one construction path of every caller)."""
+        return cls(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio, m.patch_embed_std)
 
     def embed(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         if (
@@ -173,9 +179,14 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, enc_width)
-        _init_weights(self)
+        init_weights(self)
         _rescale_residual_branches(self.blocks)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    @classmethod
+    def from_config(cls, m, grid: int, enc_width: int) -> "Predictor":
+        """The predictor of a `ModelConfig` for `enc_width`-wide tokens on a grid x grid image."""
+        return cls(grid, enc_width, m.pred_width, m.pred_depth, m.pred_heads, m.mlp_ratio)
 
     def forward(
         self,

@@ -14,8 +14,9 @@ import torch
 
 import sparsejepa
 from sparsejepa import augment, data, probe, release
-from sparsejepa.cli import main, probe_checkpoint
+from sparsejepa.cli import main
 from sparsejepa.config import load_config
+from sparsejepa.probe import probe_checkpoint
 from sparsejepa.release import ReleaseError
 
 ROOT = Path(__file__).resolve().parents[1]

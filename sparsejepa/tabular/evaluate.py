@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..train import _generator
+from ..runtime import seeded_generator
 from .config import EvalConfig
 from .data import Table
 from .masks import sample_feature_masks
@@ -95,7 +95,7 @@ def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
     }
     plain, dec_sum, dec_count = torch.zeros(3, n, device=state.device)
     for r in range(draws):
-        masks = sample_feature_masks(n, d, _generator(torch.device("cpu"), seed, r, 7),
+        masks = sample_feature_masks(n, d, seeded_generator(torch.device("cpu"), seed, r, 7),
                                      cfg.mask.num_targets, cfg.mask.context_share,
                                      cfg.mask.target_share)
         ctx, tgt = masks.context.to(state.device), masks.targets.to(state.device)

@@ -18,7 +18,7 @@ from ..gaussian import (
     gaussian_log_prob,
     reparameterise,
 )
-from ..vit import Block, _init_weights, gather_tokens
+from ..vit import Block, gather_tokens, init_weights
 
 
 def categorical_log_prob(logits, labels) -> torch.Tensor:
@@ -67,7 +67,7 @@ class Backbone(nn.Module):
         self.tokenizer = FeatureTokenizer(n_num, cardinalities, width)
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        _init_weights(self.blocks)
+        init_weights(self.blocks)
         self.n_tokens = 1 + n_num + len(cardinalities)
 
     def forward(self, x_num, x_cat, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,7 +95,7 @@ class TokenPredictor(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, out_dim)
-        _init_weights(nn.ModuleList([self.embed, self.blocks, self.out]))
+        init_weights(nn.ModuleList([self.embed, self.blocks, self.out]))
 
     def forward(self, context, context_idx, target_idx, cond: torch.Tensor | None = None):
         """context (B, Lc, in_dim), context_idx (B, Lc), target_idx (B, M, Lt), cond (B, c)
@@ -203,7 +203,7 @@ class VarTJEPA(nn.Module):
         self.predictor = TokenPredictor(self.backbone.n_tokens, k, m.pred_width, m.pred_depth,
                                         m.pred_heads, m.mlp_ratio, 2 * k, cond_dim=m.z_dim)
         self.decoder = FeatureDecoder(k, n_num, cardinalities, v.decoder_logvar)
-        _init_weights(nn.ModuleList([self.sx_head, self.sy_head, self.z_head]))
+        init_weights(nn.ModuleList([self.sx_head, self.sy_head, self.z_head]))
         self.var = v
 
     def gaussian(self, out: torch.Tensor, fixed: float | None) -> tuple[torch.Tensor, torch.Tensor]:

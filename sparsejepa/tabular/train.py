@@ -28,8 +28,8 @@ from ..checkpoint import (
 from ..config import ConfigError
 from ..data import DatasetError
 from ..metrics import rankme
+from ..runtime import NonFiniteLoss, resolve_device, seeded_generator
 from ..schedules import cosine_lr, cosine_wd, ema_momentum
-from ..train import NonFiniteLoss, _generator, resolve_device
 from ..vit import gather_tokens
 from .config import TabularConfig, from_dict, to_dict
 from .data import Table, load_table
@@ -109,7 +109,7 @@ def sample_batch(state: TabState, step: int) -> Batch:
     idx = batch_indices(len(state.x_num), cfg.train.batch_size, step, cfg.train.seed, dev)
     m = cfg.mask
     masks = sample_feature_masks(
-        len(idx), state.model.backbone.n_tokens - 1, _generator(torch.device("cpu"),
+        len(idx), state.model.backbone.n_tokens - 1, seeded_generator(torch.device("cpu"),
                                                                 cfg.train.seed, step, 2),
         m.num_targets, m.context_share, m.target_share,
     )
@@ -134,7 +134,7 @@ def schedules(state: TabState, step: int) -> dict[str, float]:
 def compute_loss(state: TabState, batch: Batch, beta: float) -> dict[str, torch.Tensor]:
     model, cfg = state.model, state.cfg
     if state.target is None:
-        noise = _generator(state.device, cfg.train.seed, batch.step, 3)
+        noise = seeded_generator(state.device, cfg.train.seed, batch.step, 3)
         out = model(batch.x_num, batch.x_cat, batch.context_idx, batch.target_idx, noise)
         out["loss"] = elbo_loss(out, cfg.var, beta, model.backbone.n_tokens - 1)
         return out
