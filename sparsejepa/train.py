@@ -255,76 +255,89 @@ def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
     )
 
 
-def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | float]:
-    """One optimisation step: loss, backward, clip, AdamW + SGD(W), group-lasso prox, EMA update.
-    var_jepa: the annealed negative ELBO, no EMA (the target is the student's encoder).
-    Nothing here waits for the device: losses and norms come back as 0-d tensors and a nan / inf
-    loss is only recorded (`state.nonfinite_step`); `read_metrics` syncs, checks and converts."""
-    lr, wd, momentum = schedules(state, state.step)
-    for group in state.adamw.param_groups:
-        group["lr"] = lr
-    state.adamw.param_groups[0]["weight_decay"] = wd
+def jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
+    """JEPA (+ the sparsity head's terms): the student predicts the EMA target encoder's
+    layer-normed tokens at the target blocks from the context."""
     b, m, lt = batch.target_idx.shape
-    variational = state.cfg.method == "var_jepa"
     with state.autocast:
-        if variational:
-            cfg = state.cfg
-            beta = var_jepa.kl_weight(state.step, cfg.var.anneal_epochs * state.steps_per_epoch)
-            noise = seeded_generator(state.device, cfg.train.seed, state.step, state.rank, 3)
-            out = state.model(
-                batch.images, batch.context_idx, batch.target_idx, batch.context_valid, noise,
-                beta,
-            )
-        else:
-            with torch.no_grad():
-                t = state.target(batch.images).float()
-                t = F.layer_norm(t, t.shape[-1:])
-                targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt))
-                targets = targets.reshape(b * m, lt, -1)
-                context_targets = None
-                if state.student.head is not None and state.cfg.sparsity.recon_target == "ema":
-                    context_targets = gather_tokens(t, batch.context_idx)
-            out = state.model(
-                batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
-                batch.context_valid, context_targets,
-            )
+        with torch.no_grad():
+            t = state.target(batch.images).float()
+            t = F.layer_norm(t, t.shape[-1:])
+            targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
+            context_targets = None
+            if state.student.head is not None and state.cfg.sparsity.recon_target == "ema":
+                context_targets = gather_tokens(t, batch.context_idx)
+        return state.model(
+            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
+            batch.context_valid, context_targets,
+        )
+
+
+def var_jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
+    """Var-JEPA: the negative ELBO with the KL terms' annealing weight of this step."""
+    cfg = state.cfg
+    beta = var_jepa.kl_weight(state.step, cfg.var.anneal_epochs * state.steps_per_epoch)
+    noise = seeded_generator(state.device, cfg.train.seed, state.step, state.rank, 3)
+    with state.autocast:
+        out = state.model(
+            batch.images, batch.context_idx, batch.target_idx, batch.context_valid, noise, beta,
+        )
+    return {**out, "kl_weight": beta}
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - momentum)
+
+
+def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | float]:
+    """One optimisation step in three parts: (1) the method's loss, (2) backward, clip, AdamW and
+    the head's SGD + proximal group-lasso step, (3) the EMA update of the target encoder (JEPA only;
+    Var-JEPA's target is the student's encoder). Nothing here waits for the device: losses and
+    norms come back as 0-d tensors and a nan / inf loss is only recorded (`state.nonfinite_step`);
+    `read_metrics` syncs, checks and converts."""
+    lr, wd, momentum = schedules(state, state.step)
+    variational, student, cfg = state.cfg.method == "var_jepa", state.student, state.cfg
+
+    # 1. the loss
+    out = var_jepa_loss(state, batch) if variational else jepa_loss(state, batch)
     loss = out["loss"]
     first = state.nonfinite_step
     first.copy_(torch.where((first < 0) & ~torch.isfinite(loss.detach()), state.step, first))
+
+    # 2. backward, per-part clipping, AdamW; the head's W by SGD and the proximal group lasso
+    for group in state.adamw.param_groups:
+        group["lr"] = lr
+    state.adamw.param_groups[0]["weight_decay"] = wd
     state.adamw.zero_grad(set_to_none=True)
     if state.sgd is not None:
         state.sgd.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = head_grad_norm = float("nan")
-    clip, student = state.cfg.optim.clip_grad, state.student
-    if clip > 0:
+    norms = {"grad_norm": float("nan")}
+    if cfg.optim.clip_grad > 0:
         # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
         # ones) shrink the JEPA update, which alone changed the encoder's trajectory. Var-JEPA
         # has no head: all its parameters are clipped together.
         jepa_params = [p for n, p in student.named_parameters() if not n.startswith("head.")]
-        grad_norm = nn.utils.clip_grad_norm_(jepa_params, clip)
+        norms["grad_norm"] = nn.utils.clip_grad_norm_(jepa_params, cfg.optim.clip_grad)
         if student.head is not None:
             head_params = [p for n, p in student.head.named_parameters() if n != "W"]
-            head_grad_norm = nn.utils.clip_grad_norm_(head_params, clip)
+            norms["head_grad_norm"] = nn.utils.clip_grad_norm_(head_params, cfg.optim.clip_grad)
+    elif student.head is not None:
+        norms["head_grad_norm"] = float("nan")
     state.adamw.step()
     if state.sgd is not None:
         state.sgd.step()
-        prox_group_lasso(
-            state.student.head.W.data, state.cfg.sparsity.w_lr * state.cfg.sparsity.lam
-        )
+        prox_group_lasso(student.head.W.data, cfg.sparsity.w_lr * cfg.sparsity.lam)
+
+    # 3. the EMA target
     if not variational:
-        with torch.no_grad():
-            tp, sp = list(state.target.parameters()), list(state.student.encoder.parameters())
-            torch._foreach_lerp_(tp, sp, 1.0 - momentum)
+        ema_update(state.target, student.encoder, momentum)
     state.step += 1
-    result = {k: v.detach() for k, v in out.items()}
-    if variational:
-        result.update(lr=lr, wd=wd, kl_weight=beta, grad_norm=grad_norm)
-    else:
-        result.update(lr=lr, wd=wd, momentum=momentum, grad_norm=grad_norm)
-    if student.head is not None:
-        result["head_grad_norm"] = head_grad_norm
-    return result
+    schedule = {"lr": lr, "wd": wd} if variational else {"lr": lr, "wd": wd, "momentum": momentum}
+    return {**{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}, **schedule,
+            **norms}
 
 
 def read_metrics(state: TrainState, metrics: dict) -> dict[str, float]:

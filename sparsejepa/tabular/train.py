@@ -30,6 +30,7 @@ from ..data import DatasetError
 from ..metrics import rankme
 from ..runtime import NonFiniteLoss, resolve_device, seeded_generator
 from ..schedules import cosine_lr, cosine_wd, ema_momentum
+from ..train import ema_update
 from ..vit import gather_tokens
 from .config import TabularConfig, from_dict, to_dict
 from .data import Table, load_table
@@ -167,9 +168,7 @@ def train_step(state: TabState, batch: Batch) -> dict[str, float]:
                                                    state.cfg.optim.clip_grad))
     state.optimizer.step()
     if state.target is not None:
-        with torch.no_grad():
-            torch._foreach_lerp_(list(state.target.parameters()),
-                                 list(state.model.backbone.parameters()), 1.0 - sched["momentum"])
+        ema_update(state.target, state.model.backbone, sched["momentum"])
     state.step += 1
     result = {k: float(v.detach()) for k, v in out.items()}
     result.update(sched, grad_norm=grad_norm)
