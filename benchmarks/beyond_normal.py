@@ -43,8 +43,10 @@ OUTSIDE = ("bmi_ksg", "bmi_cca")
 def outside_estimators() -> dict:
     from bmi.estimators import CCAMutualInformationEstimator, KSGEnsembleFirstEstimator
 
-    return {"bmi_ksg": KSGEnsembleFirstEstimator(neighborhoods=(10,)),
-            "bmi_cca": CCAMutualInformationEstimator()}
+    return {
+        "bmi_ksg": KSGEnsembleFirstEstimator(neighborhoods=(10,)),
+        "bmi_cca": CCAMutualInformationEstimator(),
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -57,8 +59,14 @@ def run(args: argparse.Namespace) -> dict:
     for task in BENCHMARK_TASKS_LIST:
         if args.tasks and not any(t in task.id for t in args.tasks):
             continue
-        row = {"task": task.id, "truth": float(task.mutual_information),
-               "d": task.dim_x + task.dim_y, "values": {}, "seconds": {}, "chosen": []}
+        row = {
+            "task": task.id,
+            "truth": float(task.mutual_information),
+            "d": task.dim_x + task.dim_y,
+            "values": {},
+            "seconds": {},
+            "chosen": [],
+        }
         for seed in args.seeds:
             x, y = (np.asarray(a, dtype=np.float64) for a in task.sample(args.n, seed))
             XY = np.hstack([x, y])
@@ -85,9 +93,17 @@ def run(args: argparse.Namespace) -> dict:
                 row["values"].setdefault(name, []).append(cache[key][0])
                 row["seconds"].setdefault(name, []).append(cache[key][1])
         rows.append(row)
-        print(json.dumps({"task": row["task"], "truth": round(row["truth"], 4),
-                          **{k: [round(v, 4) for v in vs] for k, vs in row["values"].items()},
-                          "auto_chose": row["chosen"]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "task": row["task"],
+                    "truth": round(row["truth"], 4),
+                    **{k: [round(v, 4) for v in vs] for k, vs in row["values"].items()},
+                    "auto_chose": row["chosen"],
+                }
+            ),
+            flush=True,
+        )
     return {"rows": rows, "methods": [*args.methods, *outside], "n": args.n, "seeds": args.seeds}
 
 
@@ -102,13 +118,18 @@ def table(result: dict, command: str, commit: str | None = None) -> str:
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} CPUs shared with other jobs, load average "
         f"{os.getloadavg()[0]:.1f} at the end; seconds are wall time under that load), commit "
-        f"{commit or _commit()}, with", "", f"    {command}", "",
+        f"{commit or _commit()}, with",
+        "",
+        f"    {command}",
+        "",
         f"N = {result['n']}, seeds {', '.join(map(str, result['seeds']))}; entry = mean estimate "
         "over the seeds in nats (relative error of the mean); auto also names its choices "
         "(cop = copula, kc = knn_corrected, ksg). bmi_ksg: bmi's KSGEnsembleFirstEstimator "
-        "(k = 10); bmi_cca: its CCA estimator (Gaussian).", "",
+        "(k = 10); bmi_cca: its CCA estimator (Gaussian).",
+        "",
         "| task | d | truth | " + " | ".join(methods) + " |",
-        "|---|---|---|" + "---|" * len(methods)]
+        "|---|---|---|" + "---|" * len(methods),
+    ]
     for row in rows:
         cells = []
         for name in methods:
@@ -118,31 +139,55 @@ def table(result: dict, command: str, commit: str | None = None) -> str:
                 chosen = sorted(set(row["chosen"]))
                 cell += " " + "/".join(short.get(c, c) for c in chosen)
             cells.append(cell)
-        lines.append(f"| {row['task']} | {row['d']} | {row['truth']:.3f} | " + " | ".join(cells)
-                     + " |")
+        lines.append(
+            f"| {row['task']} | {row['d']} | {row['truth']:.3f} | " + " | ".join(cells) + " |"
+        )
     lines += ["", "| aggregate | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     errors = {m: [relative_error(r, m) for r in rows] for m in methods}
-    lines.append("| median relative error | " + " | ".join(
-        f"{100 * statistics.median(errors[m]):.1f}%" for m in methods) + " |")
-    lines.append(f"| tasks within 10% (of {len(rows)}) | " + " | ".join(
-        str(sum(e <= 0.10 for e in errors[m])) for m in methods) + " |")
-    worst_gap = [100 * (relative_error(r, "auto") - min(relative_error(r, m) for m in OUTSIDE))
-                 for r in rows] if "auto" in methods else []
+    lines.append(
+        "| median relative error | "
+        + " | ".join(f"{100 * statistics.median(errors[m]):.1f}%" for m in methods)
+        + " |"
+    )
+    lines.append(
+        f"| tasks within 10% (of {len(rows)}) | "
+        + " | ".join(str(sum(e <= 0.10 for e in errors[m])) for m in methods)
+        + " |"
+    )
+    worst_gap = (
+        [
+            100 * (relative_error(r, "auto") - min(relative_error(r, m) for m in OUTSIDE))
+            for r in rows
+        ]
+        if "auto" in methods
+        else []
+    )
     seconds = {m: [s for r in rows for s in r["seconds"][m]] for m in methods}
-    lines.append("| mean seconds per call | " + " | ".join(
-        f"{statistics.fmean(seconds[m]):.2f}" for m in methods) + " |")
+    lines.append(
+        "| mean seconds per call | "
+        + " | ".join(f"{statistics.fmean(seconds[m]):.2f}" for m in methods)
+        + " |"
+    )
     lowest = min((v for r in rows for v in r["values"].get("auto", [])), default=float("nan"))
     if worst_gap:
-        lines += ["", f"auto: lowest single estimate {lowest:+.3f} nats; largest excess over the "
-                  f"best outside estimator's relative error {max(worst_gap):+.1f} points "
-                  f"({rows[int(np.argmax(worst_gap))]['task']})."]
+        lines += [
+            "",
+            f"auto: lowest single estimate {lowest:+.3f} nats; largest excess over the "
+            f"best outside estimator's relative error {max(worst_gap):+.1f} points "
+            f"({rows[int(np.argmax(worst_gap))]['task']}).",
+        ]
     return "\n".join(lines)
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -161,12 +206,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(THEORY_METHODS))
     parser.add_argument("--tasks", nargs="*", help="substrings of task ids (default: all 40)")
-    parser.add_argument("--cache", default=str(ROOT / "runs" / "beyond_normal_outside.json"),
-                        help="JSON cache of bmi's estimates (they do not depend on this repo)")
+    parser.add_argument(
+        "--cache",
+        default=str(ROOT / "runs" / "beyond_normal_outside.json"),
+        help="JSON cache of bmi's estimates (they do not depend on this repo)",
+    )
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--from-json", help="do not run: tabulate results saved with --json")
-    parser.add_argument("--commit", help="the commit the results were computed at (with "
-                        "--from-json; default: HEAD)")
+    parser.add_argument(
+        "--commit", help="the commit the results were computed at (with --from-json; default: HEAD)"
+    )
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     command = "JAX_PLATFORMS=cpu python benchmarks/beyond_normal.py " + " ".join(sys.argv[1:])

@@ -51,8 +51,16 @@ from theory.tasks import (
 )
 
 Estimator = Callable[[np.ndarray, list | None, int], theory.Estimate | float]
-DEFAULT_METHODS = ["auto", "knn_corrected", "copula", "gaussian", "ksg", "kl_copula", "binned",
-                   "npeet_tc"]
+DEFAULT_METHODS = [
+    "auto",
+    "knn_corrected",
+    "copula",
+    "gaussian",
+    "ksg",
+    "kl_copula",
+    "binned",
+    "npeet_tc",
+]
 TARGETS = {"gaussian_copula": 0.10, "student_t": 0.15}  # auto's worst relative error allowed
 KSG_TARGET_SECONDS = 2.0
 
@@ -79,10 +87,12 @@ def estimators(names: list[str]) -> dict[str, Estimator]:
             tc = npeet_tc()
             if tc is not None:
                 table[name] = lambda X, groups, seed, tc=tc: (
-                    tc(X, seed) if groups is None else float("nan"))
+                    tc(X, seed) if groups is None else float("nan")
+                )
         else:
             table[name] = lambda X, groups, seed, m=name: theory.multiinformation(
-                X, method=m, groups=groups, seed=seed)
+                X, method=m, groups=groups, seed=seed
+            )
     return table
 
 
@@ -96,12 +106,19 @@ def run_one(section: str, task: Task, n: int, seed: int, name: str, estimate: Es
     seconds = time.perf_counter() - start
     truth = task.true_value
     ok = math.isfinite(float(value))  # nan: refused, or npeet_tc on a grouped task
-    record = {"section": section, "task": task.name, "N": n, "d": task.dim,
-              "groups": None if task.groups is None else len(task.groups), "method": name,
-              "seed": seed, "truth": round(truth, 4),
-              "estimate": round(float(value), 4) if ok else None,
-              "rel_error": round((float(value) - truth) / truth, 4) if ok else None,
-              "seconds": round(seconds, 3)}
+    record = {
+        "section": section,
+        "task": task.name,
+        "N": n,
+        "d": task.dim,
+        "groups": None if task.groups is None else len(task.groups),
+        "method": name,
+        "seed": seed,
+        "truth": round(truth, 4),
+        "estimate": round(float(value), 4) if ok else None,
+        "rel_error": round((float(value) - truth) / truth, 4) if ok else None,
+        "seconds": round(seconds, 3),
+    }
     if isinstance(value, theory.Estimate) and name == "auto":
         record.update(chose=value.method, reason=value.reason)
     if error:
@@ -112,28 +129,38 @@ def run_one(section: str, task: Task, n: int, seed: int, name: str, estimate: Es
 
 def ksg_speed(repeats: int) -> dict:
     """ksg at N = 10^4, d = 64 (k = 3) against npeet-plus tc on the same data, same run."""
-    task = GaussianTask(random_correlation(64, np.random.default_rng(64), nats=0.055 * 64),
-                        name="gaussian-64")
+    task = GaussianTask(
+        random_correlation(64, np.random.default_rng(64), nats=0.055 * 64), name="gaussian-64"
+    )
     X = task.sample(10_000, np.random.default_rng(0))
-    out: dict = {"task": task.name, "N": 10_000, "d": 64, "k": 3,
-                 "truth": round(task.true_value, 4)}
+    out: dict = {
+        "task": task.name,
+        "N": 10_000,
+        "d": 64,
+        "k": 3,
+        "truth": round(task.true_value, 4),
+    }
     times, cpu = [], []
     for r in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
         value = theory.multiinformation(X, method="ksg", seed=r)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    out.update(ksg_seconds=[round(t, 3) for t in times],
-               ksg_median=round(statistics.median(times), 3),
-               ksg_cpu_seconds_median=round(statistics.median(cpu), 3),
-               ksg_estimate=round(float(value), 4))
+    out.update(
+        ksg_seconds=[round(t, 3) for t in times],
+        ksg_median=round(statistics.median(times), 3),
+        ksg_cpu_seconds_median=round(statistics.median(cpu), 3),
+        ksg_estimate=round(float(value), 4),
+    )
     tc = npeet_tc()
     if tc is not None:
         start, start_cpu = time.perf_counter(), time.process_time()
         value = tc(X, 0)
-        out.update(npeet_tc_seconds=round(time.perf_counter() - start, 3),
-                   npeet_tc_cpu_seconds=round(time.process_time() - start_cpu, 3),
-                   npeet_tc_estimate=round(value, 4))
+        out.update(
+            npeet_tc_seconds=round(time.perf_counter() - start, 3),
+            npeet_tc_cpu_seconds=round(time.process_time() - start_cpu, 3),
+            npeet_tc_estimate=round(value, 4),
+        )
         out["npeet_tc_over_ksg"] = round(out["npeet_tc_seconds"] / out["ksg_median"], 2)
     print(json.dumps(out), file=sys.stderr, flush=True)
     return out
@@ -170,19 +197,27 @@ def embedding_speed(repeats: int) -> list[dict]:
                     cpu[method].append(time.process_time() - start_cpu)
                     if method == "auto":
                         chose, value, reason = est.method, float(est), est.reason
-            record = {"section": "embedding_speed", "N": n, "d": d,
-                      "groups": None if groups is None else len(groups),
-                      "truth": round(truth, 4), "auto": round(value, 4), "chose": chose,
-                      "rel_error": round((value - truth) / truth, 4),
-                      "auto_seconds_median": round(statistics.median(times["auto"]), 3),
-                      "copula_seconds_median": round(statistics.median(times["copula"]), 3),
-                      "auto_seconds": [round(t, 3) for t in times["auto"]],
-                      "copula_seconds": [round(t, 3) for t in times["copula"]],
-                      "auto_cpu_seconds_median": round(statistics.median(cpu["auto"]), 3),
-                      "copula_cpu_seconds_median": round(statistics.median(cpu["copula"]), 3),
-                      "reason": reason, "load_average": os.getloadavg()}
-            record["auto_over_copula"] = round(record["auto_seconds_median"]
-                                               / record["copula_seconds_median"], 2)
+            record = {
+                "section": "embedding_speed",
+                "N": n,
+                "d": d,
+                "groups": None if groups is None else len(groups),
+                "truth": round(truth, 4),
+                "auto": round(value, 4),
+                "chose": chose,
+                "rel_error": round((value - truth) / truth, 4),
+                "auto_seconds_median": round(statistics.median(times["auto"]), 3),
+                "copula_seconds_median": round(statistics.median(times["copula"]), 3),
+                "auto_seconds": [round(t, 3) for t in times["auto"]],
+                "copula_seconds": [round(t, 3) for t in times["copula"]],
+                "auto_cpu_seconds_median": round(statistics.median(cpu["auto"]), 3),
+                "copula_cpu_seconds_median": round(statistics.median(cpu["copula"]), 3),
+                "reason": reason,
+                "load_average": os.getloadavg(),
+            }
+            record["auto_over_copula"] = round(
+                record["auto_seconds_median"] / record["copula_seconds_median"], 2
+            )
             print(json.dumps(record), file=sys.stderr, flush=True)
             out.append(record)
     return out
@@ -199,10 +234,16 @@ def monitor_cost(calls: int = 20) -> dict:
         result = theory.monitor(F, groups)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    out = {"N": 512, "d": 128, "groups": 8, "calls": calls,
-           "median_seconds": round(statistics.median(times), 4),
-           "median_cpu_seconds": round(statistics.median(cpu), 4),
-           "max_seconds": round(max(times), 4), "result": result}
+    out = {
+        "N": 512,
+        "d": 128,
+        "groups": 8,
+        "calls": calls,
+        "median_seconds": round(statistics.median(times), 4),
+        "median_cpu_seconds": round(statistics.median(cpu), 4),
+        "max_seconds": round(max(times), 4),
+        "result": result,
+    }
     print(json.dumps(out), file=sys.stderr, flush=True)
     return out
 
@@ -216,11 +257,17 @@ def summarise(records: list[dict]) -> dict:
     table = []
     for (section, task, method), rs in cells.items():
         done = [r for r in rs if r["estimate"] is not None]
-        row = {"section": section, "task": task, "method": method, "truth": rs[0]["truth"],
-               "mean": round(float(np.mean([r["estimate"] for r in done])), 4) if done else None,
-               "worst_rel_error": round(max(abs(r["rel_error"]) for r in done), 4)
-               if len(done) == len(rs) else None,
-               "seconds": round(float(np.mean([r["seconds"] for r in rs])), 3)}
+        row = {
+            "section": section,
+            "task": task,
+            "method": method,
+            "truth": rs[0]["truth"],
+            "mean": round(float(np.mean([r["estimate"] for r in done])), 4) if done else None,
+            "worst_rel_error": round(max(abs(r["rel_error"]) for r in done), 4)
+            if len(done) == len(rs)
+            else None,
+            "seconds": round(float(np.mean([r["seconds"] for r in rs])), 3),
+        }
         if method == "auto":
             row["chose"] = sorted({r["chose"] for r in rs})
         table.append(row)
@@ -229,23 +276,44 @@ def summarise(records: list[dict]) -> dict:
         auto = [r for r in table if r["section"] == section and r["method"] == "auto"]
         if auto and all(r["worst_rel_error"] is not None for r in auto):
             worst = max(auto, key=lambda r: r["worst_rel_error"])
-            targets[section] = {"limit": limit, "worst_rel_error": worst["worst_rel_error"],
-                                "worst_task": worst["task"],
-                                "met": worst["worst_rel_error"] <= limit}
+            targets[section] = {
+                "limit": limit,
+                "worst_rel_error": worst["worst_rel_error"],
+                "worst_task": worst["task"],
+                "met": worst["worst_rel_error"] <= limit,
+            }
     return {"cells": table, "targets": targets}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", help="sections to run",
-                        choices=["gaussian_copula", "student_t", "ksg_speed", "monitor", "neural",
-                                 "embedding_speed"])
-    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
-                        help="methods for the task sections (npeet_tc: npeet-plus tc)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        help="sections to run",
+        choices=[
+            "gaussian_copula",
+            "student_t",
+            "ksg_speed",
+            "monitor",
+            "neural",
+            "embedding_speed",
+        ],
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=DEFAULT_METHODS,
+        help="methods for the task sections (npeet_tc: npeet-plus tc)",
+    )
     parser.add_argument("--seeds", type=int, default=2, help="samples per task")
     parser.add_argument("--n", type=int, default=5000, help="N for the task sections")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timing repeats (ksg_speed, embedding_speed at d = 192)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timing repeats (ksg_speed, embedding_speed at d = 192)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -265,27 +333,34 @@ def main(argv: list[str] | None = None) -> None:
     if "neural" in run:
         neural = estimators(["gaussian", "copula", "neural"])
         for nats in (5.0, 20.0):
-            task = GaussianTask(random_correlation(128, np.random.default_rng(128), nats=nats),
-                                name=f"gaussian-128-{nats:g}nats")
+            task = GaussianTask(
+                random_correlation(128, np.random.default_rng(128), nats=nats),
+                name=f"gaussian-128-{nats:g}nats",
+            )
             for name, estimate in neural.items():
                 records.append(run_one("neural", task, 20_000, 0, name, estimate))
 
     summary = {
         "command": " ".join(["python", "benchmarks/estimators.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads,
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "load_average_at_end": os.getloadavg(),
-                    "note": "wall times on a shared machine; other jobs may have been running"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": args.threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average_at_end": os.getloadavg(),
+            "note": "wall times on a shared machine; other jobs may have been running",
+        },
         **summarise(records),
         "records": records,
     }
     if "ksg_speed" in run:
         summary["ksg_speed"] = ksg_speed(args.repeats)
-        summary["targets"]["ksg_speed"] = {"limit_seconds": KSG_TARGET_SECONDS,
-                                           "median_seconds": summary["ksg_speed"]["ksg_median"],
-                                           "met": summary["ksg_speed"]["ksg_median"]
-                                           < KSG_TARGET_SECONDS}
+        summary["targets"]["ksg_speed"] = {
+            "limit_seconds": KSG_TARGET_SECONDS,
+            "median_seconds": summary["ksg_speed"]["ksg_median"],
+            "met": summary["ksg_speed"]["ksg_median"] < KSG_TARGET_SECONDS,
+        }
     if "monitor" in run:
         summary["monitor"] = monitor_cost()
     if "embedding_speed" in run:

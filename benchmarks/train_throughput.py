@@ -149,9 +149,15 @@ def profile_by_op(step_fn, args, prepare, rows: int = 12) -> list[dict]:
             step_fn(i, prepare(i))
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)
-    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3),
-             "ms_per_step": round(e.self_cpu_time_total / 1e3 / args.steps, 2), "calls": e.count}
-            for e in events[:rows]]
+    return [
+        {
+            "op": e.key,
+            "share": round(e.self_cpu_time_total / total, 3),
+            "ms_per_step": round(e.self_cpu_time_total / 1e3 / args.steps, 2),
+            "calls": e.count,
+        }
+        for e in events[:rows]
+    ]
 
 
 def _timed(step_fn, args) -> dict:
@@ -242,9 +248,15 @@ class OfficialStep:
         self.adamw = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.04)
         # min_keep=4: with the default 10 the official collator never finds a valid 8x8 mask.
         self.collator = MaskCollator(
-            input_size=(32, 32), patch_size=4, pred_mask_scale=(0.15, 0.2),
-            enc_mask_scale=(0.85, 1.0), aspect_ratio=(0.75, 1.5), nenc=1, npred=4,
-            allow_overlap=False, min_keep=4,
+            input_size=(32, 32),
+            patch_size=4,
+            pred_mask_scale=(0.15, 0.2),
+            enc_mask_scale=(0.85, 1.0),
+            aspect_ratio=(0.75, 1.5),
+            nenc=1,
+            npred=4,
+            allow_overlap=False,
+            min_keep=4,
         )
         self.bf16, self.batch = precision == "bf16", args.batch
 
@@ -308,11 +320,21 @@ def main() -> None:
     for r in results:
         r["mfu"] = round(r["gflop_s"] / peaks[r["precision"]], 3)
         r["step_gemm_mfu"] = round(r["gflop_s"] / r["step_gemm_peak_gflop_s"], 3)
-    pairs = [(r, o) for r in results for o in results if o["method"] == "I-JEPA official"
-             and r["method"] != o["method"] and r["precision"] == o["precision"]]
-    ratios = {f"{r['method']}/official {r['precision']}": {
-        "images_per_s": round(r["images_per_s"] / o["images_per_s"], 3),
-        "gflop_s": round(r["gflop_s"] / o["gflop_s"], 3)} for r, o in pairs}
+    pairs = [
+        (r, o)
+        for r in results
+        for o in results
+        if o["method"] == "I-JEPA official"
+        and r["method"] != o["method"]
+        and r["precision"] == o["precision"]
+    ]
+    ratios = {
+        f"{r['method']}/official {r['precision']}": {
+            "images_per_s": round(r["images_per_s"] / o["images_per_s"], 3),
+            "gflop_s": round(r["gflop_s"] / o["gflop_s"], 3),
+        }
+        for r, o in pairs
+    }
     print(
         json.dumps(
             {

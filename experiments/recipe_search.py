@@ -30,8 +30,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def variant_config(spec: dict, name: str):
-    return load_config(spec["base"], [*spec.get("common", []), *spec["variants"][name],
-                                      f"name={name}"])
+    return load_config(
+        spec["base"], [*spec.get("common", []), *spec["variants"][name], f"name={name}"]
+    )
 
 
 def run_variant(spec: dict, name: str, out_root: Path) -> dict:
@@ -49,8 +50,16 @@ def run_variant(spec: dict, name: str, out_root: Path) -> dict:
         n_test=p.get("n_test"),
         out=run_dir / "probe_cifar100.json",  # what `sparsejepa export` records
     )
-    return make_row(spec, name, cfg, _logs(run_dir), probe=probe, train_min=train_s / 60,
-                    probe_min=(time.perf_counter() - tic) / 60, threads=torch.get_num_threads())
+    return make_row(
+        spec,
+        name,
+        cfg,
+        _logs(run_dir),
+        probe=probe,
+        train_min=train_s / 60,
+        probe_min=(time.perf_counter() - tic) / 60,
+        threads=torch.get_num_threads(),
+    )
 
 
 def collect_variant(spec: dict, name: str, out_root: Path, threads: int | None = None) -> dict:
@@ -70,20 +79,40 @@ def collect_variant(spec: dict, name: str, out_root: Path, threads: int | None =
         raise SystemExit(f"{run_dir} stopped at epoch {logs[-1]['epoch']:.2f}; finish it first")
     probe_file = run_dir / "probe_cifar100.json"
     if not probe_file.is_file():
-        raise SystemExit(f"{probe_file} missing: run `sparsejepa probe --ckpt {run_dir}/ckpt.pt "
-                         f"--dataset cifar100 --out {probe_file}`")
-    train_min = sum(cfg.train.log_every * cfg.train.batch_size / r["images_per_s"]
-                    for r in logs) / 60
-    return make_row(spec, name, cfg, logs, probe=json.loads(probe_file.read_text()),
-                    train_min=train_min, probe_min=None, threads=threads)
+        raise SystemExit(
+            f"{probe_file} missing: run `sparsejepa probe --ckpt {run_dir}/ckpt.pt "
+            f"--dataset cifar100 --out {probe_file}`"
+        )
+    train_min = (
+        sum(cfg.train.log_every * cfg.train.batch_size / r["images_per_s"] for r in logs) / 60
+    )
+    return make_row(
+        spec,
+        name,
+        cfg,
+        logs,
+        probe=json.loads(probe_file.read_text()),
+        train_min=train_min,
+        probe_min=None,
+        threads=threads,
+    )
 
 
 def _logs(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def make_row(spec: dict, name: str, cfg, logs: list[dict], *, probe: dict, train_min: float,
-             probe_min: float | None, threads: int | None) -> dict:
+def make_row(
+    spec: dict,
+    name: str,
+    cfg,
+    logs: list[dict],
+    *,
+    probe: dict,
+    train_min: float,
+    probe_min: float | None,
+    threads: int | None,
+) -> dict:
     row = {
         "name": name,
         "overrides": spec["variants"][name],
@@ -124,11 +153,17 @@ def table(rows: list[dict]) -> str:
     head += [f"{t} val / kNN" for t in tasks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["name"], " ".join(r["overrides"]) or "(base)", f"{r['train_min']:.1f}",
-                 f"{r['images_per_s']:.0f}", f"{r['rankme']:.1f}",
-                 f"{r['mi_total']:.2f} / {r['mi_between']:.2f}" if "mi_total" in r else "",
-                 f"{r['active_connections']}/{r['total_connections']}"
-                 if "active_connections" in r else ""]
+        cells = [
+            r["name"],
+            " ".join(r["overrides"]) or "(base)",
+            f"{r['train_min']:.1f}",
+            f"{r['images_per_s']:.0f}",
+            f"{r['rankme']:.1f}",
+            f"{r['mi_total']:.2f} / {r['mi_between']:.2f}" if "mi_total" in r else "",
+            f"{r['active_connections']}/{r['total_connections']}"
+            if "active_connections" in r
+            else "",
+        ]
         cells += [f"{r['probe'][t]['best_by_val']:.1f} / {r['probe'][t]['knn']:.1f}" for t in tasks]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -138,12 +173,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("spec")
     ap.add_argument("--only", nargs="+", default=None, help="variant names to run")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (with --collect: the threads the runs used, recorded)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (with --collect: the threads the runs used, recorded)",
+    )
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--table", action="store_true", help="only (re)write the markdown table")
-    ap.add_argument("--collect", action="store_true",
-                    help="add rows of variants trained and probed elsewhere (OUT/SPEC/NAME)")
+    ap.add_argument(
+        "--collect",
+        action="store_true",
+        help="add rows of variants trained and probed elsewhere (OUT/SPEC/NAME)",
+    )
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.spec).read_text())
     stem = Path(args.spec).stem
@@ -159,8 +201,14 @@ def main() -> None:
         out_root, names = Path(args.out) / stem, args.only or list(spec["variants"])
         if args.collect:  # every run checked before a row is written; rows already there kept
             done = {row["name"] for row in _rows(jsonl)}
-            _append(jsonl, [collect_variant(spec, name, out_root, args.threads)
-                            for name in names if name not in done])
+            _append(
+                jsonl,
+                [
+                    collect_variant(spec, name, out_root, args.threads)
+                    for name in names
+                    if name not in done
+                ],
+            )
         else:
             for name in names:
                 _append(jsonl, [run_variant(spec, name, out_root)])

@@ -53,5 +53,6 @@ Image(figures.save(figures.plot_selective(results), "10_selective_prediction" + 
 # The simulated mixture: latent uncertainty vs the exact entropy of p(component | row), seed 0.
 
 # %%
-Image(figures.save(figures.plot_ambiguity(results["simulation"]),
-                   "10_uncertainty_vs_ambiguity" + tag))
+Image(
+    figures.save(figures.plot_ambiguity(results["simulation"]), "10_uncertainty_vs_ambiguity" + tag)
+)

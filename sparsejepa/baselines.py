@@ -49,8 +49,14 @@ def pixel_probes(
         y_train = torch.from_numpy(dataset.labels_train[task])
         y_test = torch.from_numpy(dataset.labels_test[task])
         classes = dataset.num_classes[task]
-        results[task] = probe_task({"pixels": (train_x, test_x)}, y_train, y_test, classes,
-                                   knn_features="pixels", seed=seed)
+        results[task] = probe_task(
+            {"pixels": (train_x, test_x)},
+            y_train,
+            y_test,
+            classes,
+            knn_features="pixels",
+            seed=seed,
+        )
         timing[task] = time.perf_counter() - tic
     return {
         "dataset": dataset.name,

@@ -45,8 +45,11 @@ def _git(*args: str) -> str | None:
     git would leave behind, breaking the user's next git command."""
     try:
         done = subprocess.run(
-            ["git", "--no-optional-locks", *args], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5,
+            ["git", "--no-optional-locks", *args],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -99,14 +102,20 @@ def nonfinite_tensors(tree, prefix: str = "") -> list[str]:
     if isinstance(tree, torch.Tensor):
         finite = not tree.is_floating_point() or bool(torch.isfinite(tree).all())
         return [] if finite else [prefix.rstrip(".") or "tensor"]
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
-        if isinstance(tree, (list, tuple)) else ()
+    items = (
+        tree.items()
+        if isinstance(tree, dict)
+        else enumerate(tree)
+        if isinstance(tree, (list, tuple))
+        else ()
+    )
     return [name for key, value in items for name in nonfinite_tensors(value, f"{prefix}{key}.")]
 
 
 def _names(names: list[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
-                                       else "")
+    return ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
 
 
 def atomic_torch_save(path: str | Path, payload) -> None:
@@ -225,8 +234,17 @@ def config_of(payload: dict) -> Config:
 # Settings a resumed run may change: bookkeeping, where the data lives, how the machine it continues
 # on runs it, and the evaluation. Anything else changes the run (train.epochs moves every
 # schedule), so resuming would not continue it exactly.
-RESUMABLE_KEYS = {"name", "data.path", "data.download", "train.device", "train.precision",
-                  "train.compile", "train.log_every", "train.rankme_every", "train.ckpt_every"}
+RESUMABLE_KEYS = {
+    "name",
+    "data.path",
+    "data.download",
+    "train.device",
+    "train.precision",
+    "train.compile",
+    "train.log_every",
+    "train.rankme_every",
+    "train.ckpt_every",
+}
 RESUMABLE_SECTIONS = ("probe.", "eval.")
 
 
@@ -244,8 +262,11 @@ def config_changes(saved: dict, now: dict) -> list[str]:
     """'key: old -> new' for each setting in which two configs (`to_dict` trees, the saved one
     completed with this code's defaults) differ, apart from those a resumed run may change."""
     a, b = _flat(saved), _flat(now)
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)
-                  and k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS))
+    keys = sorted(
+        k
+        for k in a.keys() | b.keys()
+        if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)
+    )
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
 
 
@@ -314,8 +335,14 @@ def fit_encoder(cfg: Config, tensors, source):
 
 LOCK = "train.lock"
 # What a training run writes into its folder (and `sparsejepa probe` beside its checkpoint).
-RUN_FILES = ("ckpt.pt", "ckpt.pt.tmp", "metrics.jsonl", "config.json", "probe*.json",
-             "features_*.pt")
+RUN_FILES = (
+    "ckpt.pt",
+    "ckpt.pt.tmp",
+    "metrics.jsonl",
+    "config.json",
+    "probe*.json",
+    "features_*.pt",
+)
 
 
 @contextlib.contextmanager
@@ -387,6 +414,9 @@ def trim_log(path: str | Path, step: int) -> int:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(kept))
         os.replace(tmp, path)
-        print(f"{path}: dropped {dropped} rows logged after step {step}, the step this run "
-              "resumes from", file=sys.stderr)
+        print(
+            f"{path}: dropped {dropped} rows logged after step {step}, the step this run "
+            "resumes from",
+            file=sys.stderr,
+        )
     return dropped

@@ -35,8 +35,9 @@ def _demo(args) -> None:
 
 
 def _export(args) -> None:
-    entry = release.export(args.run, args.name, args.out, args.probe or None,
-                           overwrite=args.overwrite)
+    entry = release.export(
+        args.run, args.name, args.out, args.probe or None, overwrite=args.overwrite
+    )
     folder = Path(args.out) if args.out else release.default_dir()
     print(f"exported {args.name}: {folder / entry['file']} (sha256 {entry['sha256'][:16]}...)")
 
@@ -45,7 +46,12 @@ def _reproduce(args) -> None:
     from . import reproduce
 
     entries = reproduce.reproduce(
-        args.spec, args.runs_dir, args.out, args.only, args.set, progress=not args.quiet,
+        args.spec,
+        args.runs_dir,
+        args.out,
+        args.only,
+        args.set,
+        progress=not args.quiet,
         overwrite=args.overwrite,
     )
     print(reproduce.summary(entries))
@@ -83,32 +89,55 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", required=True, help="run folder (ckpt.pt, metrics.jsonl, config.json)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint file")
-    p.add_argument("--fresh", action="store_true",
-                   help="start over: the previous run's files (ckpt.pt, metrics.jsonl, probe and "
-                        "feature files) move to OUT/replaced-<time>/, nothing is deleted")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: the previous run's files (ckpt.pt, metrics.jsonl, probe and "
+        "feature files) move to OUT/replaced-<time>/, nothing is deleted",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("probe", help="linear / kNN probes of a checkpoint's target encoder")
-    p.add_argument("--ckpt", required=True,
-                   help="a run's ckpt.pt, a release's .safetensors file or a release name "
-                        "(e.g. jepa_s0, from env SPARSEJEPA_CHECKPOINTS or checkpoints/)")
-    p.add_argument("--dataset", default=None,
-                   help="cifar100, shapes or clevr (default: the training set)")
+    p.add_argument(
+        "--ckpt",
+        required=True,
+        help="a run's ckpt.pt, a release's .safetensors file or a release name "
+        "(e.g. jepa_s0, from env SPARSEJEPA_CHECKPOINTS or checkpoints/)",
+    )
+    p.add_argument(
+        "--dataset", default=None, help="cifar100, shapes or clevr (default: the training set)"
+    )
     p.add_argument("--data-path", default=None)
-    p.add_argument("--download", action="store_true",
-                   help="download the official CIFAR-100 archive (md5-checked) if not found")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download the official CIFAR-100 archive (md5-checked) if not found",
+    )
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_probe)
 
-    p = sub.add_parser("demo", help="the shipped releases against raw pixels on the offline shapes "
-                       "set, their figures, a short training run (offline, minutes)")
+    p = sub.add_parser(
+        "demo",
+        help="the shipped releases against raw pixels on the offline shapes "
+        "set, their figures, a short training run (offline, minutes)",
+    )
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--releases", nargs="+", default=None, metavar="NAME",
-                   help="releases to probe (default: jepa_s0 sparsejepa_s0)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for the demo training run, e.g. --set train.epochs=4")
+    p.add_argument(
+        "--releases",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="releases to probe (default: jepa_s0 sparsejepa_s0)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for the demo training run, e.g. --set train.epochs=4",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
 
@@ -116,10 +145,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", required=True, help="run folder with ckpt.pt (and probe*.json)")
     p.add_argument("--name", required=True, help="release name, e.g. sparsejepa_s0")
     p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
-    p.add_argument("--probe", action="append", default=[], metavar="JSON",
-                   help="probe results to record (default: RUN/probe*.json)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing release NAME that has other weights")
+    p.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="probe results to record (default: RUN/probe*.json)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing release NAME that has other weights",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("reproduce", help="train, probe and export every reference checkpoint")
@@ -127,10 +164,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs-dir", default="runs/reference", help="training run folders")
     p.add_argument("--out", default=None, help="release folder (default: checkpoints/)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these runs")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every run (after the spec's own)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace released encoders that a run would export with new weights")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every run (after the spec's own)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace released encoders that a run would export with new weights",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_reproduce)
 

@@ -288,36 +288,67 @@ def _section_rules(cfg):
 
 
 def _model_rules(m: ModelConfig):
-    for name in ("img_size", "patch", "width", "depth", "heads", "pred_width", "pred_depth",
-                 "pred_heads"):
+    for name in (
+        "img_size",
+        "patch",
+        "width",
+        "depth",
+        "heads",
+        "pred_width",
+        "pred_depth",
+        "pred_heads",
+    ):
         yield f"model.{name}", getattr(m, name), getattr(m, name) >= 1, "must be >= 1"
-    yield ("model.img_size", m.img_size, m.img_size % m.patch == 0,
-           f"must be divisible by model.patch={m.patch} (whole patches)")
+    yield (
+        "model.img_size",
+        m.img_size,
+        m.img_size % m.patch == 0,
+        f"must be divisible by model.patch={m.patch} (whole patches)",
+    )
     for width, heads in (("width", "heads"), ("pred_width", "pred_heads")):
         w, h = getattr(m, width), getattr(m, heads)
         yield f"model.{heads}", h, w % h == 0, f"must divide model.{width}={w}"
-        yield (f"model.{width}", w, w % 4 == 0,
-               "must be divisible by 4 (2-D sin-cos position embedding)")
-    yield ("model.mlp_ratio", m.mlp_ratio, int(m.width * m.mlp_ratio) >= 1,
-           "must be > 0 (the MLP needs at least one hidden unit)")
-    yield ("model.patch_embed_std", m.patch_embed_std, m.patch_embed_std > 0,
-           "must be > 0 (the std of a truncated normal)")
+        yield (
+            f"model.{width}",
+            w,
+            w % 4 == 0,
+            "must be divisible by 4 (2-D sin-cos position embedding)",
+        )
+    yield (
+        "model.mlp_ratio",
+        m.mlp_ratio,
+        int(m.width * m.mlp_ratio) >= 1,
+        "must be > 0 (the MLP needs at least one hidden unit)",
+    )
+    yield (
+        "model.patch_embed_std",
+        m.patch_embed_std,
+        m.patch_embed_std > 0,
+        "must be > 0 (the std of a truncated normal)",
+    )
 
 
 def _mask_rules(k: MaskConfig, grid: int):
     n = grid * grid
-    yield ("mask.num_targets", k.num_targets, 1 <= k.num_targets <= n,
-           f"must lie in [1, {n}] (the {grid}x{grid} patch grid)")
+    yield (
+        "mask.num_targets",
+        k.num_targets,
+        1 <= k.num_targets <= n,
+        f"must lie in [1, {n}] (the {grid}x{grid} patch grid)",
+    )
     yield "mask.min_keep", k.min_keep, 1 <= k.min_keep <= n, f"must lie in [1, {n}] patches"
     if grid > MAX_MASK_GRID:  # the estimate below would hold (1, num_targets, grid^2) masks
         return
     yield from _interval("mask.target_scale", k.target_scale, 0, 1)
     yield from _interval("mask.context_scale", k.context_scale, 0, 1)
     yield from _interval("mask.target_aspect", k.target_aspect, 0, None)
-    rate = mask_success_rate(grid, k.num_targets, k.target_scale, k.target_aspect,
-                             k.context_scale, k.min_keep)
+    rate = mask_success_rate(
+        grid, k.num_targets, k.target_scale, k.target_aspect, k.context_scale, k.min_keep
+    )
     yield (
-        "mask", f"{rate:.0%} of draws usable", rate >= MIN_MASK_RATE,
+        "mask",
+        f"{rate:.0%} of draws usable",
+        rate >= MIN_MASK_RATE,
         f"the context must keep mask.min_keep={k.min_keep} of {n} patches after "
         f"mask.num_targets={k.num_targets} target blocks (mask.target_scale={k.target_scale}) "
         f"are cut out in at least {MIN_MASK_RATE:.0%} of mask draws; lower mask.num_targets, "
@@ -327,8 +358,12 @@ def _mask_rules(k: MaskConfig, grid: int):
 
 def _sparsity_rules(s: SparsityConfig, width: int):
     yield "sparsity.groups", s.groups, s.groups >= 1, "must be >= 1"
-    yield ("sparsity.groups", s.groups, width % s.groups == 0,
-           f"must divide model.width={width} (contiguous channel groups)")
+    yield (
+        "sparsity.groups",
+        s.groups,
+        width % s.groups == 0,
+        f"must divide model.width={width} (contiguous channel groups)",
+    )
     for name in ("latent_dim", "group_latent", "hidden"):
         yield f"sparsity.{name}", getattr(s, name), getattr(s, name) >= 1, "must be >= 1"
     for name in ("alpha", "beta", "lam", "w_init_std", "gen_prior", "encoder_grad"):
@@ -338,10 +373,18 @@ def _sparsity_rules(s: SparsityConfig, width: int):
 
 def _var_rules(cfg: Config):
     v = cfg.var
-    yield ("sparsity.enabled", cfg.sparsity.enabled, not cfg.sparsity.enabled,
-           "method=var_jepa does not combine with the sparsity head; set sparsity.enabled=false")
-    yield ("var.latent_dim", v.latent_dim, v.latent_dim is None or v.latent_dim >= 1,
-           "must be >= 1 or null (= model.width)")
+    yield (
+        "sparsity.enabled",
+        cfg.sparsity.enabled,
+        not cfg.sparsity.enabled,
+        "method=var_jepa does not combine with the sparsity head; set sparsity.enabled=false",
+    )
+    yield (
+        "var.latent_dim",
+        v.latent_dim,
+        v.latent_dim is None or v.latent_dim >= 1,
+        "must be >= 1 or null (= model.width)",
+    )
     yield "var.z_dim", v.z_dim, v.z_dim >= 1, "must be >= 1"
     for name in ("w_recon_x", "w_recon_y", "w_kl_sx", "w_kl_z", "w_kl_sy", "anneal_epochs"):
         yield f"var.{name}", getattr(v, name), getattr(v, name) >= 0, "must be >= 0"
@@ -359,13 +402,21 @@ def _data_rules(cfg: Config):
 
 def steps_rules(epochs: float, batch_size: int, n_images: int, source: str):
     """A batch fits in the training set and train.epochs asks for at least one step."""
-    yield ("train.batch_size", batch_size, batch_size <= n_images,
-           f"is larger than the {n_images} training images ({source}); lower it")
+    yield (
+        "train.batch_size",
+        batch_size,
+        batch_size <= n_images,
+        f"is larger than the {n_images} training images ({source}); lower it",
+    )
     per_epoch = n_images // batch_size
-    yield ("train.epochs", epochs, epochs * per_epoch >= 1,
-           f"asks for {epochs * per_epoch:.3g} steps (an epoch is {per_epoch} steps of "
-           f"train.batch_size={batch_size} over {n_images} images); train at least one step: "
-           f"train.epochs >= {1 / per_epoch:.4g}")
+    yield (
+        "train.epochs",
+        epochs,
+        epochs * per_epoch >= 1,
+        f"asks for {epochs * per_epoch:.3g} steps (an epoch is {per_epoch} steps of "
+        f"train.batch_size={batch_size} over {n_images} images); train at least one step: "
+        f"train.epochs >= {1 / per_epoch:.4g}",
+    )
 
 
 def check_training_set(cfg: Config, dataset) -> None:
@@ -376,20 +427,33 @@ def check_training_set(cfg: Config, dataset) -> None:
     found, known = tuple(shape[1:]), list(dataset.num_classes)
 
     def rules():
-        yield ("model.img_size", size, found == (size, size, 3),
-               f"does not match the training images {found}; set model.img_size={found[0]}")
-        yield from steps_rules(cfg.train.epochs, cfg.train.batch_size, shape[0],
-                               f"the {dataset.name} training set")
+        yield (
+            "model.img_size",
+            size,
+            found == (size, size, 3),
+            f"does not match the training images {found}; set model.img_size={found[0]}",
+        )
+        yield from steps_rules(
+            cfg.train.epochs, cfg.train.batch_size, shape[0], f"the {dataset.name} training set"
+        )
         tasks = cfg.probe.tasks or []
-        yield ("probe.tasks", tasks, set(tasks) <= set(known),
-               f"{dataset.name} has the tasks {known}; choose among them or null (all)")
+        yield (
+            "probe.tasks",
+            tasks,
+            set(tasks) <= set(known),
+            f"{dataset.name} has the tasks {known}; choose among them or null (all)",
+        )
 
     _apply(rules())
 
 
 def _probe_rules(p: ProbeConfig):
-    yield ("probe.tasks", p.tasks, p.tasks is None or len(p.tasks) >= 1,
-           "must be null (every task of the dataset) or a non-empty list")
+    yield (
+        "probe.tasks",
+        p.tasks,
+        p.tasks is None or len(p.tasks) >= 1,
+        "must be null (every task of the dataset) or a non-empty list",
+    )
 
 
 def _rules(cfg: Config):
@@ -416,8 +480,15 @@ MAX_MASK_GRID = 64  # larger patch grids are not estimated (4096 patches: a 256 
 
 
 @functools.lru_cache(maxsize=64)
-def mask_success_rate(grid: int, num_targets: int, target_scale, target_aspect, context_scale,
-                      min_keep: int, draws: int = 200) -> float:
+def mask_success_rate(
+    grid: int,
+    num_targets: int,
+    target_scale,
+    target_aspect,
+    context_scale,
+    min_keep: int,
+    draws: int = 200,
+) -> float:
     """Share of single mask draws (seeded, so the check is deterministic) whose context keeps
     min_keep patches."""
     import torch
@@ -427,8 +498,17 @@ def mask_success_rate(grid: int, num_targets: int, target_scale, target_aspect, 
     g, ok = torch.Generator().manual_seed(0), 0
     for _ in range(draws):
         try:
-            sample_masks(1, grid, g, num_targets, target_scale, target_aspect, context_scale,
-                         min_keep, max_tries=1)
+            sample_masks(
+                1,
+                grid,
+                g,
+                num_targets,
+                target_scale,
+                target_aspect,
+                context_scale,
+                min_keep,
+                max_tries=1,
+            )
             ok += 1
         except RuntimeError:
             pass

@@ -36,8 +36,9 @@ def _top1(result: dict, task: str) -> float:
     return float(result["tasks"][task]["best_by_val"]["top1"])
 
 
-def table(rows: list[tuple[str, dict]], pixels: dict, chance: dict[str, float],
-          tasks: tuple[str, ...]) -> str:
+def table(
+    rows: list[tuple[str, dict]], pixels: dict, chance: dict[str, float], tasks: tuple[str, ...]
+) -> str:
     """Test top-1 % per task (probe head chosen on a validation split), each model's gain over
     the pixel probe in brackets, then the pixel and majority-class rows."""
     width = max(len(label) for label, _ in rows) + 2
@@ -47,10 +48,13 @@ def table(rows: list[tuple[str, dict]], pixels: dict, chance: dict[str, float],
             f"{_top1(result, t):>8.1f} ({_top1(result, t) - _top1(pixels, t):+5.1f})" for t in tasks
         )
         lines.append(f"{label:<{width}}{cells}")
-    lines.append(f"{'raw pixels, same linear probe':<{width}}"
-                 + "".join(f"{_top1(pixels, t):>8.1f}{'':8}" for t in tasks))
-    lines.append(f"{'majority class':<{width}}"
-                 + "".join(f"{chance[t]:>8.1f}{'':8}" for t in tasks))
+    lines.append(
+        f"{'raw pixels, same linear probe':<{width}}"
+        + "".join(f"{_top1(pixels, t):>8.1f}{'':8}" for t in tasks)
+    )
+    lines.append(
+        f"{'majority class':<{width}}" + "".join(f"{chance[t]:>8.1f}{'':8}" for t in tasks)
+    )
     return "\n".join(lines)
 
 
@@ -62,12 +66,21 @@ def verdict(label: str, result: dict, pixels: dict, tasks: tuple[str, ...], why:
     said = ", ".join(f"{t} {g:+.1f}" for t, g in gains.items())
     if not worse:
         return f"{label} beats the raw-pixel probe on every task ({said} points)."
-    return (f"{label} does NOT beat the raw-pixel probe on {', '.join(worse)} ({said} "
-            f"points){': ' + why if why else ''}.")
+    return (
+        f"{label} does NOT beat the raw-pixel probe on {', '.join(worse)} ({said} "
+        f"points){': ' + why if why else ''}."
+    )
 
 
-def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZES,
-        directory=None, progress: bool = True, seed: int = 0) -> dict:
+def run(
+    out: str | Path = "runs/demo",
+    names=None,
+    overrides=(),
+    sizes=PROBE_SIZES,
+    directory=None,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
     """The demo; prints as it goes and writes OUT/results.json. Returns that dict."""
     from .train import train
 
@@ -76,8 +89,10 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     n_train, n_test = sizes
-    print(f"[1/4] the shipped releases {', '.join(names)} probed on the offline shapes tasks, "
-          f"{n_train} train / {n_test} test images, beside a probe of the raw pixels")
+    print(
+        f"[1/4] the shipped releases {', '.join(names)} probed on the offline shapes tasks, "
+        f"{n_train} train / {n_test} test images, beside a probe of the raw pixels"
+    )
     shapes = data.load_dataset("shapes", seed=seed, n_train=n_train, n_test=n_test)
     tasks = tuple(t for t in TASKS if t in shapes.num_classes)
     pixels = baselines.pixel_probes(shapes, tasks=list(tasks), seed=seed)
@@ -87,11 +102,14 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
         r = release.load(name, directory=directory)
         res = probe.run_probes(r.encoder, shapes, tasks=list(tasks), seed=seed)
         shipped[name] = res
-        rows.append((f"{name} ({r.method}, {r.config.train.epochs:g} ep {r.config.data.dataset})",
-                     res))
+        rows.append(
+            (f"{name} ({r.method}, {r.config.train.epochs:g} ep {r.config.data.dataset})", res)
+        )
     print(table(rows, pixels, chance, tasks))
-    print(f"({time.perf_counter() - tic:.0f} s; test top-1 %, linear probe chosen on a validation "
-          "split; in brackets: points above the raw-pixel probe)")
+    print(
+        f"({time.perf_counter() - tic:.0f} s; test top-1 %, linear probe chosen on a validation "
+        "split; in brackets: points above the raw-pixel probe)"
+    )
 
     print("\n[2/4] figures from the releases' manifest (no CIFAR-100 needed) ->", out / "figures")
     folder = out / "figures"
@@ -106,10 +124,20 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     print("  " + "\n  ".join(map(str, written)))
     print("  (figure 01 with the raw-pixel and majority-class lines: `make figures`)")
 
-    print("\n[3/4] a short training run of the `demo` preset on shapes (SparseJEPA): proves the "
-          "training loop works on this machine; it is not a result")
-    cfg = load_config("demo", [f"data.n_train={n_train}", f"data.n_test={n_test}",
-                               f"train.seed={seed}", f"train.epochs={TRAIN_EPOCHS}", *overrides])
+    print(
+        "\n[3/4] a short training run of the `demo` preset on shapes (SparseJEPA): proves the "
+        "training loop works on this machine; it is not a result"
+    )
+    cfg = load_config(
+        "demo",
+        [
+            f"data.n_train={n_train}",
+            f"data.n_test={n_test}",
+            f"train.seed={seed}",
+            f"train.epochs={TRAIN_EPOCHS}",
+            *overrides,
+        ],
+    )
     t_train = time.perf_counter()
     state = train(cfg, out / "train", resume=False, progress=progress, dataset=shapes)
     t_train = time.perf_counter() - t_train
@@ -119,15 +147,25 @@ def run(out: str | Path = "runs/demo", names=None, overrides=(), sizes=PROBE_SIZ
     print(table([*rows, (label, trained)], pixels, chance, tasks))
     for name, res in shipped.items():
         print(verdict(f"release {name}", res, pixels, tasks))
-    print(verdict(f"The {label}", trained, pixels, tasks,
-                  "this run is too short to learn features; it only shows that training works"))
+    print(
+        verdict(
+            f"The {label}",
+            trained,
+            pixels,
+            tasks,
+            "this run is too short to learn features; it only shows that training works",
+        )
+    )
     print(f"(demo done in {time.perf_counter() - tic:.0f} s)")
 
     print(f"\n[4/4] {NEXT_STEPS}")
-    results = {"probe_set": {"dataset": "shapes", "seed": seed, "n_train": n_train,
-                             "n_test": n_test},
-               "pixels": pixels, "majority": chance, "releases": shipped,
-               "demo_run": {"steps": state.step, "train_s": t_train, "probes": trained},
-               "seconds": time.perf_counter() - tic}
+    results = {
+        "probe_set": {"dataset": "shapes", "seed": seed, "n_train": n_train, "n_test": n_test},
+        "pixels": pixels,
+        "majority": chance,
+        "releases": shipped,
+        "demo_run": {"steps": state.step, "train_s": t_train, "probes": trained},
+        "seconds": time.perf_counter() - tic,
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results

@@ -144,8 +144,12 @@ def describe(rs: list[Release]) -> str:
         dirty = "+dirty" if r.code.get("dirty") else ""
         commit = (r.code.get("git_commit") or "unknown")[:10] + dirty
         t = r.timing
-        took = (f"  train {t['train_s'] / 60:.1f} min, probes {sum(t['probe_s'].values()) / 60:.1f}"
-                f" min ({t['threads']} threads)" if t else "")
+        took = (
+            f"  train {t['train_s'] / 60:.1f} min, probes {sum(t['probe_s'].values()) / 60:.1f}"
+            f" min ({t['threads']} threads)"
+            if t
+            else ""
+        )
         lines.append(
             f"  {r.name:<22} {group_of(r):<20} seed {seed_of(r)}  {r.step} steps on "
             f"{r.config.data.dataset}  code {commit}{took}"
@@ -218,8 +222,11 @@ def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 
         tasks = sorted({t for r in rs for t in r.probes.get(dataset, {}).get("tasks", {})})
         code = b"".join(Path(m.__file__).read_bytes() for m in (probe, baselines))
         key = hashlib.sha256(code + f"{tasks}".encode())
-        cache = (data.default_cache_dir() / "pixel_probes"
-                 / f"{dataset}_{n_train}_{n_test}_s{seed}_{key.hexdigest()[:16]}.json")
+        cache = (
+            data.default_cache_dir()
+            / "pixel_probes"
+            / f"{dataset}_{n_train}_{n_test}_s{seed}_{key.hexdigest()[:16]}.json"
+        )
         if cache.is_file():
             pixels = json.loads(cache.read_text())
         else:
@@ -227,16 +234,19 @@ def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(pixels))
         for task in tasks:
-            out[(dataset, task)] = {"pixels": pixels["tasks"][task][metric]["top1"],
-                                    "majority": baselines.majority_rate(ds, task)}
+            out[(dataset, task)] = {
+                "pixels": pixels["tasks"][task][metric]["top1"],
+                "majority": baselines.majority_rate(ds, task),
+            }
     return out
 
 
 BASELINE_LABELS = {"pixels": "raw pixels, same linear probe", "majority": "majority class"}
 
 
-def probe_table(rs: list[Release], metric: str = "best_by_val",
-                baselines: dict | None = None) -> str:
+def probe_table(
+    rs: list[Release], metric: str = "best_by_val", baselines: dict | None = None
+) -> str:
     """Top-1 % per group and task, mean +- sd over seeds, with the reported numbers and the
     baselines (`baseline_values`) beside."""
     values = probe_values(rs, metric)
@@ -246,15 +256,28 @@ def probe_table(rs: list[Release], metric: str = "best_by_val",
     rows = [[group, *(_cell(cells.get(c, [])) for c in columns)] for group, cells in values.items()]
     for kind, label in BASELINE_LABELS.items():
         if any(kind in baselines.get(c, {}) for c in columns):
-            rows.append([label, *(f"{baselines[c][kind]:.1f}" if kind in baselines.get(c, {})
-                                  else "-" for c in columns)])
+            rows.append(
+                [
+                    label,
+                    *(
+                        f"{baselines[c][kind]:.1f}" if kind in baselines.get(c, {}) else "-"
+                        for c in columns
+                    ),
+                ]
+            )
     for method in ("JEPA", "SparseJEPA"):
-        rows.append([f"{method} ({REPORTED_LABEL})",
-                     *(f"{REPORTED[c][method]:.2f}" if c in REPORTED else "-" for c in columns)])
+        rows.append(
+            [
+                f"{method} ({REPORTED_LABEL})",
+                *(f"{REPORTED[c][method]:.2f}" if c in REPORTED else "-" for c in columns),
+            ]
+        )
     notes = [f"test top-1 %, probe '{metric}'; mean +- sample sd over seeds (n runs)"]
     if baselines:
-        notes.append("raw pixels: the same linear heads on the normalised pixels of the seed-0 "
-                     "probe set; majority class: always the most frequent training class")
+        notes.append(
+            "raw pixels: the same linear heads on the normalised pixels of the seed-0 "
+            "probe set; majority class: always the most frequent training class"
+        )
     if not any(c[0] == "clevr" for cells in values.values() for c in cells):
         notes.append(
             "CLEVR was not available to these runs: count/dist are the offline shapes stand-ins, "
@@ -282,8 +305,9 @@ def group_colours(rs: list[Release]) -> dict[str, tuple]:
     return colours
 
 
-def plot_probes(rs: list[Release], metric: str = "best_by_val",
-                baselines: dict | None = None) -> Figure:
+def plot_probes(
+    rs: list[Release], metric: str = "best_by_val", baselines: dict | None = None
+) -> Figure:
     """Bars of mean top-1 per task and group, seeds as dots; the raw-pixel probe (dashed) and the
     majority-class rate (dotted) across each task's bars; the reported numbers (hollow diamonds)
     only over the columns they were reported for (never over the shapes stand-ins)."""
@@ -295,8 +319,9 @@ def plot_probes(rs: list[Release], metric: str = "best_by_val",
     ax = fig.subplots()
     width = 0.8 / max(len(groups), 1)
     method_of_group = {group_of(r): r.method for r in rs}
-    first_of_method = {m: next(g for g in groups if method_of_group[g] == m)
-                       for m in method_of_group.values()}
+    first_of_method = {
+        m: next(g for g in groups if method_of_group[g] == m) for m in method_of_group.values()
+    }
     colours = group_colours(rs)
     for g, group in enumerate(groups):
         method = method_of_group[group]
@@ -305,28 +330,53 @@ def plot_probes(rs: list[Release], metric: str = "best_by_val",
             if not seeds:
                 continue
             x = c + (g - (len(groups) - 1) / 2) * width
-            ax.bar(x, np.mean(seeds), width * 0.9, color=colours[group],
-                   label=group if c == 0 else None)
+            ax.bar(
+                x,
+                np.mean(seeds),
+                width * 0.9,
+                color=colours[group],
+                label=group if c == 0 else None,
+            )
             ax.plot([x] * len(seeds), seeds, "k.", ms=4)
             reported = REPORTED.get(column, {})
             if method in reported and group == first_of_method[method]:
-                ax.plot(x, reported[method], marker="D", mfc="none", mec=METHOD_COLOURS[method],
-                        mew=1.5, ms=8, ls="none", label=f"{method} ({REPORTED_LABEL})")
+                ax.plot(
+                    x,
+                    reported[method],
+                    marker="D",
+                    mfc="none",
+                    mec=METHOD_COLOURS[method],
+                    mew=1.5,
+                    ms=8,
+                    ls="none",
+                    label=f"{method} ({REPORTED_LABEL})",
+                )
     for c, column in enumerate(columns):
         for kind, style in (("pixels", "--"), ("majority", ":")):
             if kind in baselines.get(column, {}):
-                ax.hlines(baselines[column][kind], c - 0.45, c + 0.45, colors="k", linestyles=style,
-                          lw=1.2, label=BASELINE_LABELS[kind])
+                ax.hlines(
+                    baselines[column][kind],
+                    c - 0.45,
+                    c + 0.45,
+                    colors="k",
+                    linestyles=style,
+                    lw=1.2,
+                    label=BASELINE_LABELS[kind],
+                )
     ax.set_xticks(range(len(columns)), [_tick_name(*c) for c in columns], fontsize=7)
     ax.set_ylabel(f"test top-1 % ({metric})")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+    )
     ax.set_title("Linear-probe transfer of the frozen target encoder", fontsize=10)
     if any(d == "shapes" and t in STAND_INS for d, t in columns):
-        ax.set_xlabel("shapes/count and shapes/dist are offline stand-ins for Clevr/Count and "
-                      "Clevr/Dist: the reported Clevr numbers do not apply to them", fontsize=7)
+        ax.set_xlabel(
+            "shapes/count and shapes/dist are offline stand-ins for Clevr/Count and "
+            "Clevr/Dist: the reported Clevr numbers do not apply to them",
+            fontsize=7,
+        )
     return fig
 
 
@@ -353,10 +403,26 @@ def group_table(rs: list[Release]) -> str:
     for r in sparse_runs(rs):
         a, total = active(r)
         per_group = (r.group_matrix > 0).sum(axis=1)
-        rows.append([r.name, f"{lam_of(r):g}", f"{epochs_of(r):g}", seed_of(r), f"{a}/{total}",
-                     " ".join(map(str, per_group)), f"{r.group_matrix.max():.3f}"])
-    header = ["release", "lambda", "epochs", "seed", "active", "active latents per group",
-              "max norm"]
+        rows.append(
+            [
+                r.name,
+                f"{lam_of(r):g}",
+                f"{epochs_of(r):g}",
+                seed_of(r),
+                f"{a}/{total}",
+                " ".join(map(str, per_group)),
+                f"{r.group_matrix.max():.3f}",
+            ]
+        )
+    header = [
+        "release",
+        "lambda",
+        "epochs",
+        "seed",
+        "active",
+        "active latents per group",
+        "max norm",
+    ]
     return _format(header, rows)
 
 
@@ -381,19 +447,23 @@ def plot_group_matrices(rs: list[Release]) -> Figure:
     cmap = colormaps["viridis"].with_extremes(bad="0.85")
     image = None
     for ax, r in zip(axes, runs, strict=False):
-        image = ax.imshow(np.ma.masked_equal(r.group_matrix, 0), cmap=cmap, norm=norm,
-                          aspect="auto")
+        image = ax.imshow(
+            np.ma.masked_equal(r.group_matrix, 0), cmap=cmap, norm=norm, aspect="auto"
+        )
         zeros = np.argwhere(r.group_matrix == 0)
         ax.plot(zeros[:, 1], zeros[:, 0], "x", color="0.45", ms=5)
         a, total = active(r)
-        ax.set_title(f"$\\lambda$={lam_of(r):g}, {epochs_of(r):g} ep, seed {seed_of(r)}: "
-                     f"{a}/{total} active", fontsize=9)
+        ax.set_title(
+            f"$\\lambda$={lam_of(r):g}, {epochs_of(r):g} ep, seed {seed_of(r)}: {a}/{total} active",
+            fontsize=9,
+        )
         ax.set_xlabel("latent j")
         ax.set_ylabel("channel group g")
-    for ax in axes[len(runs):]:
+    for ax in axes[len(runs) :]:
         ax.axis("off")
-    fig.colorbar(image, ax=axes.tolist(),
-                 label="$||w_j^{(g)}||_2$, log scale (grey x: pruned to 0)")
+    fig.colorbar(
+        image, ax=axes.tolist(), label="$||w_j^{(g)}||_2$, log scale (grey x: pruned to 0)"
+    )
     return fig
 
 
@@ -414,8 +484,15 @@ def curves_table(rs: list[Release]) -> str:
         last = {}
         for record in r.history:
             last.update({k: v for k, v in record.items() if v is not None})
-        rows.append([r.name, group_of(r), seed_of(r), last.get("step", "-"),
-                     *(f"{last[k]:.4g}" if k in last else "-" for k in curves)])
+        rows.append(
+            [
+                r.name,
+                group_of(r),
+                seed_of(r),
+                last.get("step", "-"),
+                *(f"{last[k]:.4g}" if k in last else "-" for k in curves),
+            ]
+        )
     return _format(header, rows)
 
 
@@ -463,7 +540,7 @@ def plot_training_curves(rs: list[Release], cols: int = 4) -> Figure:
     legend_ax = axes[len(curves)]
     legend_ax.axis("off")
     legend_ax.legend(handles.values(), handles.keys(), fontsize=7, loc="center", frameon=False)
-    for ax in axes[len(curves) + 1:]:
+    for ax in axes[len(curves) + 1 :]:
         ax.axis("off")
     return fig
 
@@ -507,8 +584,9 @@ def multiinformation_rows(
         groups = np.arange(x.shape[1]) // (x.shape[1] // r.config.sparsity.groups)  # labels
         parts = theory.decompose(x, groups, method=method, seed=0)
         total = theory.multiinformation(x, method=method, ci=ci, n_boot=n_boot, seed=1)
-        between = theory.multiinformation(x, method=method, groups=groups, ci=ci, n_boot=n_boot,
-                                          seed=2)
+        between = theory.multiinformation(
+            x, method=method, groups=groups, ci=ci, n_boot=n_boot, seed=2
+        )
         rows.append({
             "release": r.name, "group": group_of(r), "model": r.method, "lam": lam_of(r),
             "seed": seed_of(r),
@@ -521,12 +599,29 @@ def multiinformation_rows(
 
 
 def multiinformation_table(rows: list[dict]) -> str:
-    header = ["release", "group", "seed", "N x D", "total [95% CI]", "between [95% CI]",
-              "sum within", "residual"]
-    body = [[r["release"], r["group"], r["seed"], f"{r['n']} x {r['dim']}",
-             f"{r['total']:.3f} [{r['total_ci'][0]:.3f}, {r['total_ci'][1]:.3f}]",
-             f"{r['between']:.3f} [{r['between_ci'][0]:.3f}, {r['between_ci'][1]:.3f}]",
-             f"{r['within']:.3f}", f"{r['residual']:+.3f}"] for r in rows]
+    header = [
+        "release",
+        "group",
+        "seed",
+        "N x D",
+        "total [95% CI]",
+        "between [95% CI]",
+        "sum within",
+        "residual",
+    ]
+    body = [
+        [
+            r["release"],
+            r["group"],
+            r["seed"],
+            f"{r['n']} x {r['dim']}",
+            f"{r['total']:.3f} [{r['total_ci'][0]:.3f}, {r['total_ci'][1]:.3f}]",
+            f"{r['between']:.3f} [{r['between_ci'][0]:.3f}, {r['between_ci'][1]:.3f}]",
+            f"{r['within']:.3f}",
+            f"{r['residual']:+.3f}",
+        ]
+        for r in rows
+    ]
     method = rows[0]["method"] if rows else "-"
     return _format(header, body) + (
         f"\nnote: nats, method '{method}' on mean-pooled last-layer test features; groups = the "
@@ -552,8 +647,11 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
     fig = Figure(figsize=(2.0 + 1.15 * len(rows), 3.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
-    parts = {"total": ("", "total"), "between": ("//", "between groups"),
-             "within": ("..", "sum within groups")}
+    parts = {
+        "total": ("", "total"),
+        "between": ("//", "between groups"),
+        "within": ("..", "sum within groups"),
+    }
     for offset, (key, (hatch, _)) in zip((-0.27, 0.0, 0.27), parts.items(), strict=True):
         values = np.array([r[key] for r in rows])
         colours = [METHOD_COLOURS[r["model"]] for r in rows]
@@ -561,13 +659,23 @@ def plot_multiinformation(rows: list[dict]) -> Figure:
         if key != "within":
             ci = np.array([r[f"{key}_ci"] for r in rows])
             err = np.abs(np.stack([values - ci[:, 0], ci[:, 1] - values]))
-        ax.bar(x + offset, values, 0.26, yerr=err, color=colours, hatch=hatch, edgecolor="k",
-               lw=0.5, capsize=2)
+        ax.bar(
+            x + offset,
+            values,
+            0.26,
+            yerr=err,
+            color=colours,
+            hatch=hatch,
+            edgecolor="k",
+            lw=0.5,
+            capsize=2,
+        )
     ax.set_xticks(x, [run_label(r["group"], r["seed"]) for r in rows], fontsize=7)
     ax.set_ylabel(f"multiinformation (nats, {rows[0]['method'] if rows else ''})")
     models = dict.fromkeys(r["model"] for r in rows)
-    handles = [Patch(facecolor="white", edgecolor="k", hatch=h, label=label)
-               for h, label in parts.values()]
+    handles = [
+        Patch(facecolor="white", edgecolor="k", hatch=h, label=label) for h, label in parts.values()
+    ]
     handles += [Patch(color=METHOD_COLOURS[m], label=m) for m in models]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Multiinformation of pooled target features (95% intervals)", fontsize=10)
@@ -587,12 +695,30 @@ def lambda_table(rs: list[Release], mi_rows: list[dict], metric: str = "best_by_
     header = ["group", *(f"{d}/{t}" for d, t in keys), "active", "M total", "M between"]
     body = []
     for group, runs in by_group.items():
-        cells = [_cell([r.probes[d]["tasks"][t][metric]["top1"] for r in runs
-                        if d in r.probes and t in r.probes[d]["tasks"]]) for d, t in keys]
+        cells = [
+            _cell(
+                [
+                    r.probes[d]["tasks"][t][metric]["top1"]
+                    for r in runs
+                    if d in r.probes and t in r.probes[d]["tasks"]
+                ]
+            )
+            for d, t in keys
+        ]
         act = [active(r)[0] for r in runs if r.group_matrix is not None]
-        body.append([group, *cells, f"{np.mean(act):.1f}" if act else "-",
-                     *(f"{np.mean([mi[r.name][k] for r in runs if r.name in mi]):.3f}"
-                       if any(r.name in mi for r in runs) else "-" for k in ("total", "between"))])
+        body.append(
+            [
+                group,
+                *cells,
+                f"{np.mean(act):.1f}" if act else "-",
+                *(
+                    f"{np.mean([mi[r.name][k] for r in runs if r.name in mi]):.3f}"
+                    if any(r.name in mi for r in runs)
+                    else "-"
+                    for k in ("total", "between")
+                ),
+            ]
+        )
     return _format(header, body) + f"\nnote: top-1 % ({metric}), mean over seeds; M in nats"
 
 
@@ -608,29 +734,50 @@ def plot_lambda_ablation(
     left, right = fig.subplots(1, 2)
     cmap = [f"C{i}" for i in range(10)]
     for i, (d, t) in enumerate(keys):
-        pts = [(lam_of(r), r.probes[d]["tasks"][t][metric]["top1"]) for r in sparse
-               if d in r.probes and t in r.probes[d]["tasks"]]
+        pts = [
+            (lam_of(r), r.probes[d]["tasks"][t][metric]["top1"])
+            for r in sparse
+            if d in r.probes and t in r.probes[d]["tasks"]
+        ]
         if pts:
             lams = sorted({p[0] for p in pts})
             means = [np.mean([v for lam, v in pts if lam == x]) for x in lams]
             left.plot(lams, means, "o-", color=cmap[i % 10], label=f"{d}/{t}")
             left.plot(*zip(*pts, strict=True), ".", color=cmap[i % 10], alpha=0.5)
-        base = [r.probes[d]["tasks"][t][metric]["top1"] for r in jepa
-                if d in r.probes and t in r.probes[d]["tasks"]]
+        base = [
+            r.probes[d]["tasks"][t][metric]["top1"]
+            for r in jepa
+            if d in r.probes and t in r.probes[d]["tasks"]
+        ]
         if base:
             left.axhline(np.mean(base), color=cmap[i % 10], ls="--", lw=0.8)
     left.set_ylabel(f"test top-1 % ({metric}); dashed: JEPA")
     mi = {row["release"]: row for row in mi_rows}
     for key, marker, colour in (("total", "o", "C0"), ("between", "s", "C1")):
-        pts = sorted((lam_of(r), mi[r.name][key], mi[r.name][f"{key}_ci"])
-                     for r in sparse if r.name in mi)
+        pts = sorted(
+            (lam_of(r), mi[r.name][key], mi[r.name][f"{key}_ci"]) for r in sparse if r.name in mi
+        )
         if pts:
             lams, vals, cis = (np.array(v) for v in zip(*pts, strict=True))
-            right.errorbar(lams, vals, yerr=np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals])),
-                           marker=marker, ls="none", capsize=2, color=colour, alpha=0.6)
+            right.errorbar(
+                lams,
+                vals,
+                yerr=np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals])),
+                marker=marker,
+                ls="none",
+                capsize=2,
+                color=colour,
+                alpha=0.6,
+            )
             grid = np.unique(lams)
-            right.plot(grid, [vals[lams == x].mean() for x in grid], "-", marker=marker,
-                       color=colour, label=f"M {key} (runs with 95% CI; line: seed mean)")
+            right.plot(
+                grid,
+                [vals[lams == x].mean() for x in grid],
+                "-",
+                marker=marker,
+                color=colour,
+                label=f"M {key} (runs with 95% CI; line: seed mean)",
+            )
         base = [mi[r.name][key] for r in jepa if r.name in mi]
         if base:
             right.axhline(np.mean(base), color=colour, ls="--", lw=0.8, label=f"JEPA M {key}")
@@ -676,16 +823,21 @@ def dpi_experiment(n_channels: int = 200, seed: int = 0) -> dict[str, np.ndarray
         d = int(rng.integers(2, 10))
         corr = random_correlation(d, rng, nats=float(rng.uniform(0.05, 3.0)))
         noise = rng.exponential(1.0, size=d) * rng.choice([0.01, 0.1, 1.0, 10.0])
-        gaussian.append((gaussian_multiinformation(corr),
-                         gaussian_multiinformation(corr + np.diag(noise))))
+        gaussian.append(
+            (gaussian_multiinformation(corr), gaussian_multiinformation(corr + np.diag(noise)))
+        )
         sizes = tuple(int(s) for s in rng.integers(2, 5, size=int(rng.integers(2, 4))))
         joint = rng.dirichlet(np.full(math.prod(sizes), 0.3)).reshape(sizes)
         if i % 2:
             channels = [rng.dirichlet(np.ones(int(rng.integers(2, 5))), size=s) for s in sizes]
         else:
             channels = [np.eye(s)[rng.integers(0, s, size=s)] for s in sizes]
-        discrete.append((_tensor_multiinformation(joint),
-                         _tensor_multiinformation(_push_forward(joint, channels))))
+        discrete.append(
+            (
+                _tensor_multiinformation(joint),
+                _tensor_multiinformation(_push_forward(joint, channels)),
+            )
+        )
     return {"gaussian": np.array(gaussian), "discrete": np.array(discrete)}
 
 
@@ -715,8 +867,12 @@ def grouping_identity(n: int = 5000, seed: int = 0) -> list[dict]:
 
     rng = np.random.default_rng(seed)
     rows = []
-    cases = (((2, 2, 2), 0.6, 0.1), ((3, 3), 0.5, 0.3), ((4, 2, 2), 0.5, 0.0),
-             ((2, 2, 2, 2), 0.2, 0.15))
+    cases = (
+        ((2, 2, 2), 0.6, 0.1),
+        ((3, 3), 0.5, 0.3),
+        ((4, 2, 2), 0.5, 0.0),
+        ((2, 2, 2, 2), 0.2, 0.15),
+    )
     for sizes, within, between in cases:
         corr = block_correlation(sizes, within, between)
         groups = blocks(sizes)
@@ -738,19 +894,36 @@ def theory_table(dpi: dict, mixing: dict, grouping: list[dict]) -> str:
     lines = []
     for name, pairs in dpi.items():
         worst = float((pairs[:, 1] - pairs[:, 0]).max())
-        lines.append(f"DPI {name}: {len(pairs)} random component-wise channels, max M(Y) - M(X) = "
-                     f"{worst:.2e} nats (<= 0 up to rounding: Lemma A holds)")
+        lines.append(
+            f"DPI {name}: {len(pairs)} random component-wise channels, max M(Y) - M(X) = "
+            f"{worst:.2e} nats (<= 0 up to rounding: Lemma A holds)"
+        )
     lines.append(
         f"mixing map (x1, x2) -> (x1, x1): exact M {mixing['exact_before']:.4f} -> "
         f"{mixing['exact_after']:.4f} nats (log 2 = {math.log(2):.4f}); plug-in estimate "
         f"{mixing['estimate_before']:.4f} -> {mixing['estimate_after']:.4f}"
     )
-    header = ["blocks", "rho in/out", "total", "between", "sum within", "between+within",
-              "est. residual"]
-    body = [[str(r["blocks"]), f"{r['within_corr']}/{r['between_corr']}", f"{r['exact_total']:.4f}",
-             f"{r['exact_between']:.4f}", f"{r['exact_within']:.4f}",
-             f"{r['exact_between'] + r['exact_within']:.4f}", f"{r['est_residual']:+.1e}"]
-            for r in grouping]
+    header = [
+        "blocks",
+        "rho in/out",
+        "total",
+        "between",
+        "sum within",
+        "between+within",
+        "est. residual",
+    ]
+    body = [
+        [
+            str(r["blocks"]),
+            f"{r['within_corr']}/{r['between_corr']}",
+            f"{r['exact_total']:.4f}",
+            f"{r['exact_between']:.4f}",
+            f"{r['exact_within']:.4f}",
+            f"{r['exact_between'] + r['exact_within']:.4f}",
+            f"{r['est_residual']:+.1e}",
+        ]
+        for r in grouping
+    ]
     return "\n".join(lines) + "\ngrouping identity (exact, nats):\n" + _format(header, body)
 
 
@@ -860,8 +1033,12 @@ def run_notebooks(
     try:
         for path in paths:
             notebook = nbformat.read(path, as_version=4)
-            client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(path.parent)}})
+            client = NotebookClient(
+                notebook,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            )
             tic = time.perf_counter()
             try:
                 client.execute()
@@ -876,6 +1053,7 @@ def run_notebooks(
                 os.environ[key] = value
     if failures:
         details = "\n\n".join(f"=== {name} ===\n{text}" for name, text in failures.items())
-        raise NotebookError(f"{len(failures)} of {len(paths)} notebooks failed: "
-                            f"{sorted(failures)}\n\n{details}")
+        raise NotebookError(
+            f"{len(failures)} of {len(paths)} notebooks failed: {sorted(failures)}\n\n{details}"
+        )
     return timings

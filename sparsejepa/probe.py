@@ -112,8 +112,11 @@ def cached_features(
                     keys = [f"{split}_{k}" for split in ("train", "test") for k in FEATURE_SETS]
                     return {k: np.asarray(cached[k]) for k in keys}, True
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            warnings.warn(f"feature cache {cache_path} is unreadable ({type(err).__name__}: "
-                          f"{err}); discarding it and recomputing the features", stacklevel=2)
+            warnings.warn(
+                f"feature cache {cache_path} is unreadable ({type(err).__name__}: "
+                f"{err}); discarding it and recomputing the features",
+                stacklevel=2,
+            )
             Path(cache_path).unlink(missing_ok=True)
     features = {}
     for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
@@ -426,7 +429,8 @@ def probe_checkpoint(
         raise ConfigError(f"--device {device}: no CUDA device is available here; use cpu or auto")
     dev = resolve_device(device)
     is_release = str(ckpt).endswith(".safetensors") or not (
-        Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt))
+        Path(ckpt).exists() or Path(ckpt).suffix == ".pt" or "/" in str(ckpt)
+    )
     if is_release:
         loaded = release.load(ckpt, device=dev)
         encoder, cfg = loaded.encoder, loaded.config
@@ -446,10 +450,15 @@ def probe_checkpoint(
     tasks = cfg.probe.tasks if same else None
     unknown = sorted(set(tasks or []) - set(ds.num_classes))
     if unknown:
-        raise ConfigError(f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
-                          f"{list(ds.num_classes)}")
-    cache = (data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz" if is_release
-             else Path(ckpt).with_name(f"features_{name}.pt"))
+        raise ConfigError(
+            f"probe.tasks={tasks} of {ckpt}: {name} has no tasks {unknown}; it has "
+            f"{list(ds.num_classes)}"
+        )
+    cache = (
+        data.default_cache_dir() / "features" / f"{loaded.name}_{name}.npz"
+        if is_release
+        else Path(ckpt).with_name(f"features_{name}.pt")
+    )
     with torch.no_grad():
         results = run_probes(
             encoder,

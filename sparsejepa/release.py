@@ -89,8 +89,10 @@ class Release:
         form `transform` takes; on the encoder's device, returned on the CPU."""
         x = self.transform(images)
         device = next(self.encoder.parameters()).device
-        out = [self.encoder(x[i : i + batch_size].to(device)).float().mean(1).cpu()
-               for i in range(0, len(x), batch_size)]
+        out = [
+            self.encoder(x[i : i + batch_size].to(device)).float().mean(1).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
         return torch.cat(out)
 
 
@@ -102,28 +104,31 @@ def transform(images, mean, std, img_size: int) -> torch.Tensor:
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"uint8 images must be (H, W, 3) or (N, H, W, 3), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"uint8 images must be (H, W, 3) or (N, H, W, 3), got {tuple(x.shape)}"
+            )
         x = x.permute(0, 3, 1, 2).float() / 255.0
     elif x.is_floating_point():
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"float images must be (3, H, W) or (N, 3, H, W) in [0, 1], got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"float images must be (3, H, W) or (N, 3, H, W) in [0, 1], got {tuple(x.shape)}"
+            )
         x = x.float()
     else:
         raise ValueError(f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W), got {x.dtype}")
     if x.shape[-2:] != (img_size, img_size):
-        x = torch.nn.functional.interpolate(x, size=(img_size, img_size), mode="bilinear",
-                                            antialias=True, align_corners=False)
+        x = torch.nn.functional.interpolate(
+            x, size=(img_size, img_size), mode="bilinear", antialias=True, align_corners=False
+        )
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - m) / s
 
 
 def method_of(cfg: Config) -> str:
-    """"Var-JEPA" for method var_jepa, "SparseJEPA" with the sparsity head, else "JEPA"."""
+    """ "Var-JEPA" for method var_jepa, "SparseJEPA" with the sparsity head, else "JEPA"."""
     if cfg.method == "var_jepa":
         return "Var-JEPA"
     return "SparseJEPA" if cfg.sparsity.enabled else "JEPA"
@@ -163,12 +168,17 @@ def _installed_from() -> Path | None:
 def _not_found_hint(folder: Path) -> str:
     """Where releases are looked for and how to point there."""
     clone = _installed_from()
-    where = (f"`export {ENV_DIR}={clone / 'checkpoints'}` (the folder of the clone this package "
-             "was installed from)" if clone else
-             f"`export {ENV_DIR}=/path/to/your/clone/checkpoints` (the `checkpoints/` folder of a "
-             "clone of this repository)")
-    return (f"releases are looked for in {folder} (env {ENV_DIR}, else the `checkpoints/` folder "
-            f"of the clone); set {where}, or run `sparsejepa reproduce` to train them (hours)")
+    where = (
+        f"`export {ENV_DIR}={clone / 'checkpoints'}` (the folder of the clone this package "
+        "was installed from)"
+        if clone
+        else f"`export {ENV_DIR}=/path/to/your/clone/checkpoints` (the `checkpoints/` folder of a "
+        "clone of this repository)"
+    )
+    return (
+        f"releases are looked for in {folder} (env {ENV_DIR}, else the `checkpoints/` folder "
+        f"of the clone); set {where}, or run `sparsejepa reproduce` to train them (hours)"
+    )
 
 
 def dataset_normalization(cfg: Config) -> tuple[tuple, tuple] | tuple[None, None]:
@@ -185,8 +195,9 @@ def _normalization(dataset, path, seed, n_train, n_test, img_size):
     from . import data
 
     try:
-        ds = data.load_dataset(dataset, path=path, seed=seed, n_train=n_train, n_test=n_test,
-                               image_size=img_size)
+        ds = data.load_dataset(
+            dataset, path=path, seed=seed, n_train=n_train, n_test=n_test, image_size=img_size
+        )
     except data.DatasetError:
         return None, None
     return tuple(float(v) for v in ds.mean), tuple(float(v) for v in ds.std)
@@ -211,15 +222,19 @@ def read_manifest(directory: str | Path | None = None) -> dict:
             f"{path} is not readable JSON ({err}); restore it from git or re-run "
             "`sparsejepa reproduce` / `sparsejepa export`"
         ) from None
-    if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
-            or not isinstance(manifest.get("entries"), dict)):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("entries"), dict)
+    ):
         raise ReleaseError(
             f"{path}: expected a manifest of format {FORMAT} with 'entries'; it was written by "
             "another version of sparsejepa or by hand"
         )
     for name, entry in manifest["entries"].items():
-        missing = [k for k in ("file", "sha256", "config") if not isinstance(entry, dict)
-                   or k not in entry]
+        missing = [
+            k for k in ("file", "sha256", "config") if not isinstance(entry, dict) or k not in entry
+        ]
         if missing:
             raise ReleaseError(
                 f"{path}: entry {name!r} lacks {missing}; it was edited by hand. Restore the "
@@ -241,8 +256,9 @@ CHECKSUM = "entry_sha256"
 
 def entry_sha256(entry: dict) -> str:
     """sha256 of a manifest entry's canonical JSON (sorted keys), its own checksum left out."""
-    text = json.dumps({k: v for k, v in entry.items() if k != CHECKSUM}, sort_keys=True,
-                      separators=(",", ":"))
+    text = json.dumps(
+        {k: v for k, v in entry.items() if k != CHECKSUM}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -310,8 +326,10 @@ def export(
     probes = _probe_results(run_dir, probe_files)
     read_manifest(out)  # a broken manifest stops the export before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.to("cpu", RELEASE_DTYPE if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in payload["target"].items()}
+    weights = {
+        k: v.to("cpu", RELEASE_DTYPE if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in payload["target"].items()
+    }
     file = out / f"{name}.safetensors"
     with _locked(out / f"{MANIFEST}.lock"):  # parallel `reproduce --only ...` processes
         manifest = read_manifest(out)
@@ -370,13 +388,16 @@ def update_probes(name: str, results: list[dict], directory: str | Path | None =
     out = Path(directory) if directory is not None else default_dir()
     for result in results:
         if not isinstance(result, dict) or "dataset" not in result or "tasks" not in result:
-            raise ReleaseError(f"{str(result)[:80]} is not a `sparsejepa probe` result "
-                               "(needs 'dataset' and 'tasks')")
+            raise ReleaseError(
+                f"{str(result)[:80]} is not a `sparsejepa probe` result "
+                "(needs 'dataset' and 'tasks')"
+            )
     with _locked(out / f"{MANIFEST}.lock"):
         manifest = read_manifest(out)
         if name not in manifest["entries"]:
-            raise ReleaseError(f"no release {name!r} in {out / MANIFEST}; it has "
-                               f"{sorted(manifest['entries'])}")
+            raise ReleaseError(
+                f"no release {name!r} in {out / MANIFEST}; it has {sorted(manifest['entries'])}"
+            )
         entry = manifest["entries"][name]
         new = json.loads(json.dumps({r["dataset"]: r for r in results}))
         entry["probes"] = {**(entry.get("probes") or {}), **new}

@@ -54,8 +54,10 @@ def _string_list(value, where: str) -> list[str]:
     for item in value:
         flat.extend(item if isinstance(item, list) else [item])
     if not all(isinstance(v, str) for v in flat):
-        raise ConfigError(f"{where}: expected a list of key=value strings (lists nested one level "
-                          f"at most), got {value!r}")
+        raise ConfigError(
+            f"{where}: expected a list of key=value strings (lists nested one level "
+            f"at most), got {value!r}"
+        )
     return flat
 
 
@@ -131,8 +133,10 @@ def reproduce(
     missing = [n for n in names if n not in spec.runs]
     if missing:
         raise ConfigError(f"runs {missing} are not in the spec; it has {list(spec.runs)}")
-    configs = {name: load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides,
-                                               f"name={name}"]) for name in names}
+    configs = {
+        name: load_config(spec.preset, [*spec.common, *spec.runs[name], *overrides, f"name={name}"])
+        for name in names
+    }
     start_steps = {}  # the step each existing run folder resumes from
     for name, cfg in configs.items():  # check each run folder it would resume, before training
         ckpt = Path(runs_dir) / name / "ckpt.pt"
@@ -141,8 +145,7 @@ def reproduce(
             checkpoint.check_resumable(to_dict(checkpoint.config_of(payload)), to_dict(cfg), ckpt)
             start_steps[name] = int(payload["step"])
     released = release.read_manifest(out_dir)["entries"]
-    replaced = [n for n in names if n in released
-                and start_steps.get(n) != released[n].get("step")]
+    replaced = [n for n in names if n in released and start_steps.get(n) != released[n].get("step")]
     if replaced and not overwrite:
         raise release.ReleaseError(
             f"runs {replaced} would replace released encoders of the same name in "
@@ -162,19 +165,27 @@ def reproduce(
         for dataset, sizes in probe_sets.items():
             tic = time.perf_counter()
             out = run_dir / f"probe_{dataset}.json"
-            probe_checkpoint(run_dir / "ckpt.pt", dataset, out=out, device=cfg.train.device,
-                             **sizes)
+            probe_checkpoint(
+                run_dir / "ckpt.pt", dataset, out=out, device=cfg.train.device, **sizes
+            )
             probe_s[dataset] = round(time.perf_counter() - tic, 1)
             files.append(out)
-        timing = {"train_s": round(train_s, 1), "probe_s": probe_s,
-                  "threads": torch.get_num_threads(), "from_step": start_steps.get(name, 0)}
+        timing = {
+            "train_s": round(train_s, 1),
+            "probe_s": probe_s,
+            "threads": torch.get_num_threads(),
+            "from_step": start_steps.get(name, 0),
+        }
         previous = release.read_manifest(out_dir)["entries"].get(name, {}).get("timing")
         if state.step == start_steps.get(name) and previous:
             timing = previous  # finished earlier: nothing trained now, keep the times measured then
-        entries[name] = release.export(run_dir, name, out_dir, probe_files=files, timing=timing,
-                                       overwrite=overwrite)
-        print(f"{name}: train {train_s:.0f} s, probes {probe_s} s, exported "
-              f"{entries[name]['file']}", flush=True)
+        entries[name] = release.export(
+            run_dir, name, out_dir, probe_files=files, timing=timing, overwrite=overwrite
+        )
+        print(
+            f"{name}: train {train_s:.0f} s, probes {probe_s} s, exported {entries[name]['file']}",
+            flush=True,
+        )
     return entries
 
 
@@ -182,10 +193,22 @@ def summary(entries: dict[str, dict]) -> str:
     """One JSON line per release: name, method, lambda, seed, best top-1 per probe task."""
     lines = []
     for name, entry in entries.items():
-        best = {f"{ds}/{task}": round(res["best"]["top1"], 2)
-                for ds, result in entry["probes"].items() for task, res in result["tasks"].items()}
-        lines.append(json.dumps({"release": name, "method": entry["method"],
-                                 "lam": entry["config"]["sparsity"]["lam"]
-                                 if entry["config"]["sparsity"]["enabled"] else None,
-                                 "seed": entry["config"]["train"]["seed"], "best_top1": best}))
+        best = {
+            f"{ds}/{task}": round(res["best"]["top1"], 2)
+            for ds, result in entry["probes"].items()
+            for task, res in result["tasks"].items()
+        }
+        lines.append(
+            json.dumps(
+                {
+                    "release": name,
+                    "method": entry["method"],
+                    "lam": entry["config"]["sparsity"]["lam"]
+                    if entry["config"]["sparsity"]["enabled"]
+                    else None,
+                    "seed": entry["config"]["train"]["seed"],
+                    "best_top1": best,
+                }
+            )
+        )
     return "\n".join(lines)

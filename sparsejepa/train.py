@@ -46,7 +46,13 @@ class Student(nn.Module):
         self.loss_kind, self.sparsity = cfg.optim.loss, s
 
     def forward(
-        self, images, context_idx, target_idx, targets, noise, context_valid=None,
+        self,
+        images,
+        context_idx,
+        target_idx,
+        targets,
+        noise,
+        context_valid=None,
         context_targets=None,
     ) -> dict[str, torch.Tensor]:
         """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior).
@@ -81,8 +87,9 @@ class Student(nn.Module):
         return out
 
 
-def _head_samples(x: torch.Tensor, valid: torch.Tensor | None, rows: torch.Tensor | None,
-                  pool: bool) -> torch.Tensor:
+def _head_samples(
+    x: torch.Tensor, valid: torch.Tensor | None, rows: torch.Tensor | None, pool: bool
+) -> torch.Tensor:
     """The head's samples from context tokens x (B, L, D): every real token (n, D; `rows` are
     their positions in the flattened (B * L) tokens when some are padding), or the mean of each
     image's real tokens (B, D)."""
@@ -268,8 +275,13 @@ def jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
             if state.student.head is not None and state.cfg.sparsity.recon_target == "ema":
                 context_targets = gather_tokens(t, batch.context_idx)
         return state.model(
-            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
-            batch.context_valid, context_targets,
+            batch.images,
+            batch.context_idx,
+            batch.target_idx,
+            targets,
+            batch.noise,
+            batch.context_valid,
+            context_targets,
         )
 
 
@@ -280,7 +292,12 @@ def var_jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
     noise = seeded_generator(state.device, cfg.train.seed, state.step, state.rank, 3)
     with state.autocast:
         out = state.model(
-            batch.images, batch.context_idx, batch.target_idx, batch.context_valid, noise, beta,
+            batch.images,
+            batch.context_idx,
+            batch.target_idx,
+            batch.context_valid,
+            noise,
+            beta,
         )
     return {**out, "kl_weight": beta}
 
@@ -336,8 +353,11 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | floa
         ema_update(state.target, student.encoder, momentum)
     state.step += 1
     schedule = {"lr": lr, "wd": wd} if variational else {"lr": lr, "wd": wd, "momentum": momentum}
-    return {**{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}, **schedule,
-            **norms}
+    return {
+        **{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()},
+        **schedule,
+        **norms,
+    }
 
 
 def read_metrics(state: TrainState, metrics: dict) -> dict[str, float]:
@@ -419,13 +439,19 @@ def train(
         if dataset is None:
             d = cfg.data
             dataset = data.load_dataset(
-                d.dataset, path=d.path, download=d.download, seed=cfg.train.seed,
-                n_train=d.n_train, n_test=d.n_test,
+                d.dataset,
+                path=d.path,
+                download=d.download,
+                seed=cfg.train.seed,
+                n_train=d.n_train,
+                n_test=d.n_test,
             )
         check_training_set(cfg, dataset)
         if cfg.train.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("train.device='cuda': no CUDA device is available here; use "
-                              "train.device=cpu (or auto)")
+            raise ConfigError(
+                "train.device='cuda': no CUDA device is available here; use "
+                "train.device=cpu (or auto)"
+            )
         state = build(cfg, dataset)
         ckpt_path = out / "ckpt.pt"
         source = Path(resume) if isinstance(resume, (str, Path)) else ckpt_path
@@ -437,8 +463,10 @@ def train(
             if not resume:
                 aside = checkpoint.set_aside_previous_run(out)
                 if aside is not None:
-                    print(f"fresh run in {out}: the previous run's files were moved to {aside}",
-                          file=sys.stderr)
+                    print(
+                        f"fresh run in {out}: the previous run's files were moved to {aside}",
+                        file=sys.stderr,
+                    )
             else:
                 checkpoint.trim_log(out / "metrics.jsonl", state.step)
             (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
@@ -450,11 +478,15 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
     cfg = state.cfg
 
     def stopped(err) -> NonFiniteLoss:
-        last = (f"the last good checkpoint is {good[0]} (step {good[1]}; a checkpoint is only "
-                "written with finite tensors and target features)" if good else
-                "no good checkpoint of this run exists (none was written before it diverged)")
-        return NonFiniteLoss(f"{err}. Training stopped; {last}. Lower optim.lr or raise "
-                             "optim.warmup_epochs")
+        last = (
+            f"the last good checkpoint is {good[0]} (step {good[1]}; a checkpoint is only "
+            "written with finite tensors and target features)"
+            if good
+            else "no good checkpoint of this run exists (none was written before it diverged)"
+        )
+        return NonFiniteLoss(
+            f"{err}. Training stopped; {last}. Lower optim.lr or raise optim.warmup_epochs"
+        )
 
     fixed = _fixed_batch(state)
 
@@ -473,8 +505,10 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
             feats = state.target(fixed[:32]).float()
         if bad or not torch.isfinite(feats).all():
             what = f"{len(bad)} tensors" if bad else "its features of fixed training images"
-            raise stopped(f"training diverged: after step {state.step} the target encoder holds "
-                          f"nan / inf values ({what})")
+            raise stopped(
+                f"training diverged: after step {state.step} the target encoder holds "
+                f"nan / inf values ({what})"
+            )
 
     end = state.total_steps if stop_at is None else min(stop_at, state.total_steps)
     log = open(out / "metrics.jsonl", "a") if is_main else None

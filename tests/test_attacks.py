@@ -166,8 +166,9 @@ def test_every_numeric_field_is_refused_by_name_or_runs(tmp_path):
     ],
 )
 def test_train_refuses_bad_settings_in_one_line(tiny_yaml, tmp_path, override, names):
-    message = cli_error(["train", "--config", tiny_yaml, "--set", override, "--out",
-                         tmp_path / "run", "--quiet"])
+    message = cli_error(
+        ["train", "--config", tiny_yaml, "--set", override, "--out", tmp_path / "run", "--quiet"]
+    )
     assert names in message
     assert not (tmp_path / "run" / "ckpt.pt").exists()
 
@@ -186,8 +187,9 @@ def test_config_files_with_bad_yaml_are_one_line(tmp_path, text, names):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     message = cli_error(["train", "--config", path, "--out", tmp_path / "run"])
-    assert names in message and (str(path) in message or "config key" in message
-                                 or "expected a mapping" in message)
+    assert names in message and (
+        str(path) in message or "config key" in message or "expected a mapping" in message
+    )
 
 
 def test_config_file_that_is_not_text_or_not_a_file(tmp_path):
@@ -202,9 +204,11 @@ def test_config_file_that_is_not_text_or_not_a_file(tmp_path):
 def test_the_tabular_family_shares_the_optimiser_and_loop_checks():
     from sparsejepa.tabular.config import load_config
 
-    for override, key in (("optim.ema_end=2", "optim.ema_end"), ("train.log_every=0",
-                                                                  "train.log_every"),
-                          ("optim.lr=nan", "optim.lr")):
+    for override, key in (
+        ("optim.ema_end=2", "optim.ema_end"),
+        ("train.log_every=0", "train.log_every"),
+        ("optim.lr=nan", "optim.lr"),
+    ):
         with pytest.raises(ConfigError, match=key):
             load_config("wine", [override])
 
@@ -220,15 +224,27 @@ def test_train_on_an_empty_truncated_or_foreign_npz(tmp_path, tiny_yaml, content
         path.write_bytes(path.read_bytes()[:5000])
     else:
         path.write_bytes(content)
-    message = cli_error(["train", "--config", tiny_yaml, "--set", "data.dataset=cifar100",
-                         "--set", f"data.path={path}", "--out", tmp_path / "run"])
+    message = cli_error(
+        [
+            "train",
+            "--config",
+            tiny_yaml,
+            "--set",
+            "data.dataset=cifar100",
+            "--set",
+            f"data.path={path}",
+            "--out",
+            tmp_path / "run",
+        ]
+    )
     assert str(path) in message
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_is_one_line(tiny_yaml, tmp_path):
-    message = cli_error(["train", "--config", tiny_yaml, "--set", "train.device=cuda", "--out",
-                         tmp_path / "run"])
+    message = cli_error(
+        ["train", "--config", tiny_yaml, "--set", "train.device=cuda", "--out", tmp_path / "run"]
+    )
     assert "train.device='cuda'" in message and "train.device=cpu" in message
 
 
@@ -326,30 +342,48 @@ def test_files_in_the_way_are_one_line(finished, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     assert str(blocker) in cli_error(["train", "--config", finished[0], "--out", blocker])
-    assert str(blocker) in cli_error(["export", "--run", finished[1], "--name", "x", "--out",
-                                      blocker])
-    assert str(blocker) in cli_error(["probe", "--ckpt", finished[1] / "ckpt.pt", "--out",
-                                      blocker / "probe.json"])
+    assert str(blocker) in cli_error(
+        ["export", "--run", finished[1], "--name", "x", "--out", blocker]
+    )
+    assert str(blocker) in cli_error(
+        ["probe", "--ckpt", finished[1] / "ckpt.pt", "--out", blocker / "probe.json"]
+    )
 
 
 def test_probe_device_that_does_not_exist(finished):
     assert "choose auto, cpu or cuda" in cli_error(
-        ["probe", "--ckpt", finished[1] / "ckpt.pt", "--device", "tpu"])
+        ["probe", "--ckpt", finished[1] / "ckpt.pt", "--device", "tpu"]
+    )
     if not torch.cuda.is_available():
         assert "no CUDA device" in cli_error(
-            ["probe", "--ckpt", finished[1] / "ckpt.pt", "--device", "cuda"])
+            ["probe", "--ckpt", finished[1] / "ckpt.pt", "--device", "cuda"]
+        )
 
 
 def test_one_line_and_exit_status_from_a_real_process(tmp_path):
     """The console entry point itself: status 1, one line on stderr, no traceback."""
     done = subprocess.run(
-        [sys.executable, "-m", "sparsejepa.cli", "train", "--config", "demo", "--set",
-         "model.heads=0", "--out", str(tmp_path / "run")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "sparsejepa.cli",
+            "train",
+            "--config",
+            "demo",
+            "--set",
+            "model.heads=0",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        "sparsejepa train: error: model.heads=0: must be >= 1"]
+        "sparsejepa train: error: model.heads=0: must be >= 1"
+    ]
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -360,8 +394,7 @@ def test_a_second_writer_of_a_run_folder_is_refused(tiny_yaml, tmp_path):
     run.mkdir()
     with checkpoint.locked_run_folder(run):  # another training process holds the folder
         message = cli_error(["train", "--config", tiny_yaml, "--out", run, "--quiet"])
-    assert f"run folder {run} is in use by another training process (pid {os.getpid()})" \
-        in message
+    assert f"run folder {run} is in use by another training process (pid {os.getpid()})" in message
     main(["train", "--config", str(tiny_yaml), "--out", str(run), "--quiet"])  # released
 
 
@@ -370,8 +403,19 @@ def test_fresh_starts_a_fresh_log_and_keeps_the_old_run_aside(tiny_yaml, tmp_pat
     main(["train", "--config", str(tiny_yaml), "--out", str(run), "--quiet"])
     (run / "probe.json").write_text("{}")  # results of the old run must not follow the new one
     old = (run / "metrics.jsonl").read_text()
-    main(["train", "--config", str(tiny_yaml), "--set", "optim.lr=5e-4", "--out", str(run),
-          "--fresh", "--quiet"])
+    main(
+        [
+            "train",
+            "--config",
+            str(tiny_yaml),
+            "--set",
+            "optim.lr=5e-4",
+            "--out",
+            str(run),
+            "--fresh",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     (aside,) = run.glob("replaced-*")
     assert f"the previous run's files were moved to {aside}" in err
@@ -426,10 +470,17 @@ train_mod.train({cfg}, {out!r}, dataset=tiny_dataset(), progress=False)
 
 
 def _kill_run(out: Path, cfg_expr: str, where: str, at: int) -> None:
-    script = KILLED.format(tests=str(Path(__file__).parent), threads=torch.get_num_threads(),
-                           where=where, at=at, cfg=cfg_expr, out=str(out))
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    script = KILLED.format(
+        tests=str(Path(__file__).parent),
+        threads=torch.get_num_threads(),
+        where=where,
+        at=at,
+        cfg=cfg_expr,
+        out=str(out),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
@@ -465,8 +516,9 @@ def test_divergence_after_a_checkpoint_names_it_and_it_is_finite(tmp_path):
     with pytest.raises(NonFiniteLoss) as exc:
         train(cfg, tmp_path, dataset=tiny_dataset(), progress=False)
     payload = checkpoint.load(tmp_path / "ckpt.pt")  # refuses a nan / inf tensor
-    assert f"the last good checkpoint is {tmp_path / 'ckpt.pt'} (step {payload['step']};" \
-        in str(exc.value)
+    assert f"the last good checkpoint is {tmp_path / 'ckpt.pt'} (step {payload['step']};" in str(
+        exc.value
+    )
     assert not checkpoint.nonfinite_tensors(payload)
     encoder, _ = checkpoint.load_target_encoder(tmp_path / "ckpt.pt")
     assert torch.isfinite(encoder(torch.randn(2, 3, 16, 16))).all()
@@ -487,8 +539,9 @@ def test_divergence_before_any_checkpoint_says_none_exists(tmp_path, monkeypatch
 
 
 def test_a_nonfinite_state_is_never_written(tmp_path):
-    state = train(tiny_config(train={"epochs": 1}), tmp_path, dataset=tiny_dataset(),
-                  progress=False)
+    state = train(
+        tiny_config(train={"epochs": 1}), tmp_path, dataset=tiny_dataset(), progress=False
+    )
     before = (tmp_path / "ckpt.pt").read_bytes()
     with torch.no_grad():
         next(state.student.parameters()).fill_(math.inf)
@@ -498,8 +551,20 @@ def test_a_nonfinite_state_is_never_written(tmp_path):
 
 
 def test_cli_nan_stop_is_one_line(tiny_yaml, tmp_path):
-    message = cli_error(["train", "--config", tiny_yaml, "--set", "optim.lr=1e38", "--set",
-                         "optim.start_lr=1e38", "--out", tmp_path / "run", "--quiet"])
+    message = cli_error(
+        [
+            "train",
+            "--config",
+            tiny_yaml,
+            "--set",
+            "optim.lr=1e38",
+            "--set",
+            "optim.start_lr=1e38",
+            "--out",
+            tmp_path / "run",
+            "--quiet",
+        ]
+    )
     assert "no good checkpoint of this run exists" in message or "last good checkpoint" in message
 
 
@@ -524,8 +589,7 @@ def test_a_corrupt_feature_cache_is_discarded_and_recomputed(tmp_path, corrupt):
             np.savez(cache.with_suffix(".npz"), fingerprint=cached["fingerprint"])
         cache.with_suffix(".npz").replace(cache)
     with pytest.warns(UserWarning, match="unreadable.*recomputing"):
-        again, from_cache = probe.cached_features(encoder, dataset, device="cpu",
-                                                  cache_path=cache)
+        again, from_cache = probe.cached_features(encoder, dataset, device="cpu", cache_path=cache)
     assert not from_cache and all(np.array_equal(good[k], again[k]) for k in good)
     assert probe.cached_features(encoder, dataset, device="cpu", cache_path=cache)[1]
 
@@ -538,8 +602,12 @@ def two_runs(tmp_path_factory):
     """Two tiny runs with different weights (seeds 0 and 1)."""
     root, data = tmp_path_factory.mktemp("runs"), tiny_dataset()
     for seed in (0, 1):
-        train(tiny_config(train={"epochs": 1, "seed": seed}), root / f"s{seed}", dataset=data,
-              progress=False)
+        train(
+            tiny_config(train={"epochs": 1, "seed": seed}),
+            root / f"s{seed}",
+            dataset=data,
+            progress=False,
+        )
     return root / "s0", root / "s1"
 
 
@@ -550,15 +618,17 @@ def test_export_refuses_to_replace_a_release_with_other_weights(two_runs, tmp_pa
     message = cli_error(["export", "--run", two_runs[1], "--name", "jepa_s0", "--out", out])
     assert "release 'jepa_s0' already exists" in message and "--overwrite" in message
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".lock"} == {
-        k: v for k, v in shipped.items() if not k.endswith(".lock")}
+        k: v for k, v in shipped.items() if not k.endswith(".lock")
+    }
     with pytest.raises(ReleaseError, match="overwrite=True"):
         release.export(two_runs[1], "jepa_s0", out)
     # a stray file of that name, without a manifest entry, is not replaced either
     (out / "other.safetensors").write_bytes(b"someone's file")
     with pytest.raises(ReleaseError, match="as .*other.safetensors \\(no manifest entry\\)"):
         release.export(two_runs[1], "other", out)
-    main(["export", "--run", str(two_runs[1]), "--name", "jepa_s0", "--out", str(out),
-          "--overwrite"])
+    main(
+        ["export", "--run", str(two_runs[1]), "--name", "jepa_s0", "--out", str(out), "--overwrite"]
+    )
     assert release.read_manifest(out)["entries"]["jepa_s0"]["config"]["train"]["seed"] == 1
 
 
@@ -567,16 +637,20 @@ def test_reproduce_refuses_to_retrain_a_release_before_training(two_runs, tmp_pa
     release.export(two_runs[0], "jepa_s0", out)
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"preset: {tiny_yaml}\nruns:\n  jepa_s0: []\n")
-    message = cli_error(["reproduce", "--spec", spec, "--runs-dir", tmp_path / "runs", "--out",
-                         out])
+    message = cli_error(
+        ["reproduce", "--spec", spec, "--runs-dir", tmp_path / "runs", "--out", out]
+    )
     assert "runs ['jepa_s0'] would replace released encoders" in message
     assert "--overwrite" in message and not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("edit, names", [
-    (_drop_target_tensor, "does not fit the encoder its config builds"),
-    (_nan_target, "holds nan / inf values"),
-])
+@pytest.mark.parametrize(
+    "edit, names",
+    [
+        (_drop_target_tensor, "does not fit the encoder its config builds"),
+        (_nan_target, "holds nan / inf values"),
+    ],
+)
 def test_export_refuses_an_incomplete_or_nonfinite_checkpoint(two_runs, tmp_path, edit, names):
     run = tmp_path / "run"
     shutil.copytree(two_runs[0], run)

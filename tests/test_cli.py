@@ -27,9 +27,7 @@ def _fake_probes(calls):
     """Stands in for probe.run_probes (tested by its own tests, and slow): checks the encoder the
     CLI hands over works on the dataset, and returns results in run_probes' layout."""
 
-    def run_probes(
-        encoder, dataset, *, tasks=None, device, cache_path=None, seed=0
-    ):
+    def run_probes(encoder, dataset, *, tasks=None, device, cache_path=None, seed=0):
         images = torch.randn(4, 3, 32, 32)
         outs = encoder.layer_outputs(images, 4 if len(encoder.blocks) >= 4 else 1)
         assert outs[-1].shape == (4, 16, 32) and not encoder.training
@@ -69,8 +67,18 @@ def test_train_then_probe(tmp_path, tiny_yaml, capsys, monkeypatch):
     assert set(results["tasks"]) == {"shape", "count", "dist"}
     assert calls == [{"dataset": "shapes", "seed": 0, "cache": out / "features_shapes.pt"}]
     # Training again in the same folder resumes (nothing left to do) instead of restarting.
-    main(["train", "--config", str(tiny_yaml), "--set", "optim.lr=5e-4", "--out", str(out),
-          "--quiet"])
+    main(
+        [
+            "train",
+            "--config",
+            str(tiny_yaml),
+            "--set",
+            "optim.lr=5e-4",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert (out / "metrics.jsonl").read_text().count("\n") == 2
     # ... and other settings in the same folder are an error, not a silent mix of two runs
     with pytest.raises(SystemExit, match=r"optim.lr: 0.0005 -> 0.001.*--fresh"):

@@ -56,8 +56,9 @@ def test_resume_on_cuda_equals_the_uninterrupted_run(tmp_path, monkeypatch):
 def test_bf16_training_on_cuda_stays_finite_and_learns():
     cfg = tiny_config(train={"device": "cuda", "precision": "bf16", "epochs": 8})
     state = build(cfg, tiny_dataset())
-    losses = torch.stack([train_step(state, sample_batch(state, step))["jepa"]
-                          for step in range(12)])
+    losses = torch.stack(
+        [train_step(state, sample_batch(state, step))["jepa"] for step in range(12)]
+    )
     assert torch.isfinite(losses).all()
     assert next(state.student.parameters()).dtype == torch.float32  # fp32 master weights
 

@@ -1,5 +1,4 @@
-"""CLEVR v1.0 loader (Clevr/Count, Clevr/Dist as in VTAB) on a tiny folder in the official layout.
-"""
+"""The CLEVR v1.0 loader (Clevr/Count, Clevr/Dist as in VTAB) on a tiny official-layout folder."""
 
 from __future__ import annotations
 
@@ -30,8 +29,9 @@ def write_clevr(root: Path, scenes: dict[str, list[list[float]]]) -> Path:
             pixels[:, :240, :3], pixels[:, 240:, :3], pixels[..., 3] = RED, BLUE, 255
             pixels[..., 1] = 30 + 5 * i
             Image.fromarray(pixels, "RGBA").save(base / "images" / split / name)
-            objects = [{"pixel_coords": [100 + j, 80, d], "shape": "cube"}
-                       for j, d in enumerate(depths)]
+            objects = [
+                {"pixel_coords": [100 + j, 80, d], "shape": "cube"} for j, d in enumerate(depths)
+            ]
             entries.append({"image_index": i, "image_filename": name, "objects": objects})
         (base / "scenes" / f"CLEVR_{split}_scenes.json").write_text(
             json.dumps({"info": {"split": split}, "scenes": entries})

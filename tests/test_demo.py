@@ -24,14 +24,24 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(probe, "run_probes", _fake(50.0))
     monkeypatch.setattr(baselines, "pixel_probes", _fake(30.0))
     out = tmp_path / "demo"
-    results = demo.run(out, overrides=["train.epochs=1", "train.batch_size=32"], sizes=(96, 48),
-                       progress=False)
+    results = demo.run(
+        out, overrides=["train.epochs=1", "train.batch_size=32"], sizes=(96, 48), progress=False
+    )
     text = capsys.readouterr().out
-    shipped = {name: f"{name} ({r.method}, {r.config.train.epochs:g} ep cifar100)"
-               for name in ("jepa_s0", "sparsejepa_s0") for r in [release.load(name)]}
-    for line in ("raw pixels, same linear probe", "majority class", "demo run (3 steps",
-                 *shipped.values(), "next steps:", "make figures",
-                 "beats the raw-pixel probe on every task"):
+    shipped = {
+        name: f"{name} ({r.method}, {r.config.train.epochs:g} ep cifar100)"
+        for name in ("jepa_s0", "sparsejepa_s0")
+        for r in [release.load(name)]
+    }
+    for line in (
+        "raw pixels, same linear probe",
+        "majority class",
+        "demo run (3 steps",
+        *shipped.values(),
+        "next steps:",
+        "make figures",
+        "beats the raw-pixel probe on every task",
+    ):
         assert line in text, line
     assert set(results["releases"]) == {"jepa_s0", "sparsejepa_s0"}
     assert set(results["pixels"]["tasks"]) == {"count", "dist", "shape"}
@@ -43,8 +53,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
 
 def test_verdict_says_plainly_where_pixels_win():
     tasks = ("count", "dist")
-    assert "beats the raw-pixel probe on every task" in demo.verdict("a", RELEASE, {
-        "tasks": {t: {"best_by_val": {"top1": 10.0}} for t in tasks}}, tasks)
+    assert "beats the raw-pixel probe on every task" in demo.verdict(
+        "a", RELEASE, {"tasks": {t: {"best_by_val": {"top1": 10.0}} for t in tasks}}, tasks
+    )
     said = demo.verdict("The demo run", RELEASE, PIXELS, tasks)
     assert said.startswith("The demo run does NOT beat the raw-pixel probe on dist")
     assert "count +24.0, dist -1.0" in said

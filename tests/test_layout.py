@@ -7,9 +7,31 @@ from pathlib import Path
 
 import pytest
 
-LAYERS = ["version", "gaussian", "masks", "schedules", "metrics", "augment", "vit", "runtime",
-          "data", "config", "sparsity", "var_jepa", "checkpoint", "release", "probe", "baselines",
-          "train", "figures", "reproduce", "demo", "tabular", "cli", "__main__"]
+LAYERS = [
+    "version",
+    "gaussian",
+    "masks",
+    "schedules",
+    "metrics",
+    "augment",
+    "vit",
+    "runtime",
+    "data",
+    "config",
+    "sparsity",
+    "var_jepa",
+    "checkpoint",
+    "release",
+    "probe",
+    "baselines",
+    "train",
+    "figures",
+    "reproduce",
+    "demo",
+    "tabular",
+    "cli",
+    "__main__",
+]
 PACKAGE = Path(__file__).resolve().parents[1] / "sparsejepa"
 
 
@@ -38,14 +60,16 @@ def imports(path: Path) -> list[tuple[str, str]]:
             else:
                 found += [(a.name, "") for a in node.names]  # from . import module
         elif isinstance(node, ast.Import):
-            found += [(a.name.split(".")[1], "") for a in node.names
-                      if a.name.startswith("sparsejepa.")]
+            found += [
+                (a.name.split(".")[1], "") for a in node.names if a.name.startswith("sparsejepa.")
+            ]
     return found
 
 
 def test_every_module_has_a_layer():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir()
-                                                        if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
     assert modules - {"__init__"} == set(LAYERS)
 
 

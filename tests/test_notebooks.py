@@ -83,8 +83,11 @@ def test_reproduce_trains_probes_and_exports_every_run(released):
 def test_reproduce_refuses_other_settings_for_a_run_it_would_resume(released):
     spec, runs, out, _ = released
     manifest = (out / "MANIFEST.json").read_bytes()
-    with pytest.raises(CheckpointError, match=r"jepa_s0/ckpt.pt was trained with other settings "
-                                              r"\(optim.lr: 0.001 -> 0.01\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"jepa_s0/ckpt.pt was trained with other settings "
+        r"\(optim.lr: 0.001 -> 0.01\)",
+    ):
         reproduce.reproduce(spec, runs, out, only=["jepa_s0"], overrides=["optim.lr=0.01"])
     assert (out / "MANIFEST.json").read_bytes() == manifest
 
@@ -95,9 +98,16 @@ def test_notebooks_01_to_07_run_end_to_end(released, tmp_path):
     assert [p.name[:3] for p in paths] == list(OURS), [p.name for p in paths]
     timings = figures.run_notebooks(paths, checkpoints=out, figures=tmp_path, timeout=300)
     assert set(timings) == {p.name for p in paths}
-    for stem in ("01_probe_transfer", "02_group_connectivity", "03_training_curves",
-                 "04_multiinformation", "05_theory_numerics", "06_linear_jepa_trajectories",
-                 "06_linear_jepa_critical_time", "07_lambda_ablation"):
+    for stem in (
+        "01_probe_transfer",
+        "02_group_connectivity",
+        "03_training_curves",
+        "04_multiinformation",
+        "05_theory_numerics",
+        "06_linear_jepa_trajectories",
+        "06_linear_jepa_critical_time",
+        "07_lambda_ablation",
+    ):
         for suffix in (".png", ".pdf"):
             assert (tmp_path / f"{stem}{suffix}").stat().st_size > 1000, stem + suffix
     table = (tmp_path / "01_probe_transfer.txt").read_text()
@@ -110,12 +120,18 @@ def test_notebooks_01_to_07_run_end_to_end(released, tmp_path):
 def test_lambda_ablation_keeps_one_training_length():
     def run(method, epochs, lam=None):
         sparsity = SimpleNamespace(enabled=lam is not None, lam=lam)
-        return SimpleNamespace(method=method, config=SimpleNamespace(
-            sparsity=sparsity, train=SimpleNamespace(epochs=epochs)))
+        return SimpleNamespace(
+            method=method,
+            config=SimpleNamespace(sparsity=sparsity, train=SimpleNamespace(epochs=epochs)),
+        )
 
     sweep = [run("SparseJEPA", 2, lam) for lam in (0.0, 1.0, 1.0, 3.0)] + [run("JEPA", 2)]
-    longer = [run("SparseJEPA", 18, 1.0), run("SparseJEPA", 18, 1.0), run("JEPA", 18),
-              run("Var-JEPA", 2)]
+    longer = [
+        run("SparseJEPA", 18, 1.0),
+        run("SparseJEPA", 18, 1.0),
+        run("JEPA", 18),
+        run("Var-JEPA", 2),
+    ]
     assert figures.ablation_runs(sweep + longer) == sweep
     assert figures.ablation_runs(longer[2:]) == []
 
@@ -131,8 +147,11 @@ def test_notebooks_are_stripped_and_paired_with_their_py(path):
     import jupytext
 
     notebook = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") and not c.get("execution_count") for c in notebook.cells
-               if c.cell_type == "code"), f"{path.name}: strip outputs before committing"
+    assert all(
+        not c.get("outputs") and not c.get("execution_count")
+        for c in notebook.cells
+        if c.cell_type == "code"
+    ), f"{path.name}: strip outputs before committing"
     paired = path.with_suffix(".py")
     if paired.is_file():
         text = jupytext.read(paired)
@@ -152,11 +171,15 @@ def test_shipped_spec_loads_with_the_current_presets():
 
 def test_spec_runs_share_overrides_through_a_yaml_anchor(tmp_path):
     path = tmp_path / "spec.yaml"
-    path.write_text("preset: demo\nruns:\n  a: [&short [train.epochs=2, train.seed=0], x=1]\n"
-                    "  b: [*short, train.seed=1]\n")
+    path.write_text(
+        "preset: demo\nruns:\n  a: [&short [train.epochs=2, train.seed=0], x=1]\n"
+        "  b: [*short, train.seed=1]\n"
+    )
     spec = reproduce.load_spec(path)
-    assert spec.runs == {"a": ["train.epochs=2", "train.seed=0", "x=1"],
-                         "b": ["train.epochs=2", "train.seed=0", "train.seed=1"]}
+    assert spec.runs == {
+        "a": ["train.epochs=2", "train.seed=0", "x=1"],
+        "b": ["train.epochs=2", "train.seed=0", "train.seed=1"],
+    }
 
 
 def test_shipped_releases_were_trained_with_the_spec_they_are_listed_under():
@@ -209,8 +232,9 @@ def test_unknown_run_and_bad_override_fail_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"runs \['b'\] are not in the spec"):
         reproduce.reproduce(path, tmp_path / "runs", tmp_path / "out", only=["b"])
     with pytest.raises(ConfigError, match="unknown config key 'sparsity.lamda'"):
-        reproduce.reproduce(path, tmp_path / "runs", tmp_path / "out",
-                            overrides=["sparsity.lamda=1"])
+        reproduce.reproduce(
+            path, tmp_path / "runs", tmp_path / "out", overrides=["sparsity.lamda=1"]
+        )
     assert not (tmp_path / "runs").exists() and json.dumps(release.read_manifest(tmp_path / "out"))
 
 
@@ -218,8 +242,9 @@ def test_clevr_is_probed_when_the_data_is_found(released, tmp_path, monkeypatch)
     from test_data_clevr import TRAIN, VAL, write_clevr
 
     spec, runs, _, _ = released
-    monkeypatch.setenv("SPARSEJEPA_CLEVR", str(write_clevr(tmp_path, {"train": TRAIN * 3,
-                                                                      "val": VAL * 3})))
+    monkeypatch.setenv(
+        "SPARSEJEPA_CLEVR", str(write_clevr(tmp_path, {"train": TRAIN * 3, "val": VAL * 3}))
+    )
     with_clevr = spec.with_name("spec_clevr.yaml")
     with_clevr.write_text(
         "preset: tiny.yaml\nprobe: {datasets: {}, optional: {clevr: {}}}\n"
@@ -232,15 +257,21 @@ def test_clevr_is_probed_when_the_data_is_found(released, tmp_path, monkeypatch)
 
 
 def test_runner_runs_every_notebook_and_names_each_failure(tmp_path):
-    writes = "import os, pathlib\nout = pathlib.Path(os.environ['SPARSEJEPA_FIGURES'])\n" \
-             "out.mkdir()\n(out / 'ok.txt').write_text('x')"
+    writes = (
+        "import os, pathlib\nout = pathlib.Path(os.environ['SPARSEJEPA_FIGURES'])\n"
+        "out.mkdir()\n(out / 'ok.txt').write_text('x')"
+    )
     cells = {"01_fails.ipynb": "raise ValueError('boom')", "02_writes.ipynb": writes}
     for name, source in cells.items():
-        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]),
-                       tmp_path / name)
+        nbformat.write(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), tmp_path / name
+        )
     paths = figures.notebook_paths(tmp_path)
-    with pytest.raises(figures.NotebookError, match=r"1 of 2 notebooks failed: \['01_fails.ipynb'\]"
-                       r"(.|\n)*boom"):
+    with pytest.raises(
+        figures.NotebookError,
+        match=r"1 of 2 notebooks failed: \['01_fails.ipynb'\]"
+        r"(.|\n)*boom",
+    ):
         figures.run_notebooks(paths, figures=tmp_path / "out")
     assert (tmp_path / "out" / "ok.txt").read_text() == "x"  # ran after the failure
     assert "SPARSEJEPA_FIGURES" not in os.environ  # the caller's environment is restored

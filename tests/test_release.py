@@ -182,8 +182,9 @@ def test_update_probes_replaces_one_datasets_results_and_keeps_the_entry_sealed(
     entry = release.update_probes("sparse_s0", [new], out)
     after = release.read_manifest(out)["entries"]["sparse_s0"]  # checks every entry's checksum
     assert after == entry and after["probes"]["tiny"] == new
-    assert {k: v for k, v in after.items() if k not in ("probes", "entry_sha256")} == \
-        {k: v for k, v in before.items() if k not in ("probes", "entry_sha256")}
+    assert {k: v for k, v in after.items() if k not in ("probes", "entry_sha256")} == {
+        k: v for k, v in before.items() if k not in ("probes", "entry_sha256")
+    }
     with pytest.raises(ReleaseError, match="no release 'nope'"):
         release.update_probes("nope", [new], out)
     with pytest.raises(ReleaseError, match="needs 'dataset' and 'tasks'"):

@@ -65,8 +65,9 @@ def test_transform_matches_the_training_normalisation(jepa):
 
 
 def test_a_release_without_normalisation_says_so(jepa):
-    old = release.Release(name="old", encoder=jepa.encoder, config=jepa.config, probes={},
-                          group_matrix=None)
+    old = release.Release(
+        name="old", encoder=jepa.encoder, config=jepa.config, probes={}, group_matrix=None
+    )
     with pytest.raises(ReleaseError, match="records no input normalisation.*re-export"):
         old.transform(np.zeros((1, 32, 32, 3), np.uint8))
 
@@ -127,8 +128,13 @@ def test_torch_hub_loads_a_release_from_the_clone(jepa):
 
 
 def test_version_and_python_m():
-    done = subprocess.run([sys.executable, "-m", "sparsejepa", "--version"], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sparsejepa", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip() == f"sparsejepa {sparsejepa.__version__}"
 
 
@@ -142,7 +148,8 @@ def test_plain_pip_install_loads_releases_and_leaves_the_tests_out(tmp_path):
     py = env_dir / "bin" / "python"
     deps = [p for p in sys.path if p.endswith("site-packages")]  # torch & co., not sparsejepa
     (next((env_dir / "lib").glob("python*")) / "site-packages" / "deps.pth").write_text(
-        "\n".join(deps) + "\n")
+        "\n".join(deps) + "\n"
+    )
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], check=True)
     script = f"""
 import pathlib, sparsejepa, torch

@@ -13,9 +13,14 @@ from sparsejepa.tabular.config import TableConfig
 from sparsejepa.tabular.data import Remote, load_table, make_mixture
 
 
-@pytest.mark.parametrize("name,rows,features,classes", [
-    ("breast_cancer", 569, 30, 2), ("wine", 178, 13, 3), ("digits", 1797, 64, 10),
-])
+@pytest.mark.parametrize(
+    "name,rows,features,classes",
+    [
+        ("breast_cancer", 569, 30, 2),
+        ("wine", 178, 13, 3),
+        ("digits", 1797, 64, 10),
+    ],
+)
 def test_bundled_tables(name, rows, features, classes):
     t = load_table(TableConfig(name=name))
     assert len(t.y_train) + len(t.y_test) == rows
@@ -37,8 +42,9 @@ def test_mixture_entropy_is_the_exact_posterior_entropy():
     table = np.full((3, 3), 0.5 / 3) + 0.5 * np.eye(3)
     for i in range(5):
         x, c = mix["x_num"][i], mix["x_cat"][i, 0]
-        joint = np.array([multivariate_normal(means[k], np.eye(4)).pdf(x) * table[k, c]
-                          for k in range(3)])
+        joint = np.array(
+            [multivariate_normal(means[k], np.eye(4)).pdf(x) * table[k, c] for k in range(3)]
+        )
         p = joint / joint.sum()
         np.testing.assert_allclose(mix["entropy"][i], -(p * np.log(p)).sum(), rtol=1e-9)
 
@@ -56,13 +62,19 @@ def test_mixture_ambiguity_falls_with_separation_and_rides_the_split():
     assert t.raw_features("train").shape[1] == 6 + 4  # numerics + one-hot category
 
 
-ADULT_ROW = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, " \
-            "White, Male, 2174, 0, 40, United-States, {label}\n"
+ADULT_ROW = (
+    "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, "
+    "White, Male, 2174, 0, 40, United-States, {label}\n"
+)
 
 
 def _adult_file(path, n=40):
-    rows = [ADULT_ROW.format(label="<=50K" if i % 3 else ">50K").replace("39", str(20 + i), 1)
-            .replace("Male", "Female" if i % 2 else "Male") for i in range(n)]
+    rows = [
+        ADULT_ROW.format(label="<=50K" if i % 3 else ">50K")
+        .replace("39", str(20 + i), 1)
+        .replace("Male", "Female" if i % 2 else "Male")
+        for i in range(n)
+    ]
     path.write_text("".join(rows))
     return path
 
@@ -98,8 +110,10 @@ def _adult_folder(folder, n_train=40, n_test=12):
     text[0] = text[0].replace("State-gov", "?")  # missing workclass
     text[1] = text[1].replace(" 77516,", " ?,")  # a missing numeric value (fnlwgt)
     (folder / "adult.data").write_text("".join(text) + "\n")
-    rows = [ADULT_ROW.format(label="<=50K." if i % 2 else ">50K.").replace("39", str(30 + i), 1)
-            for i in range(n_test)]
+    rows = [
+        ADULT_ROW.format(label="<=50K." if i % 2 else ">50K.").replace("39", str(30 + i), 1)
+        for i in range(n_test)
+    ]
     rows[0] = rows[0].replace("United-States", "Holand-Netherlands")
     (folder / "adult.test").write_text("|1x3 Cross validator\n" + "".join(rows) + "\n\n")
     return folder
@@ -159,10 +173,14 @@ def test_mnist_reads_the_csv_and_pools_pixels(tmp_path):
     np.testing.assert_allclose(x[3, 8], pixels[3].reshape(28, 28)[4:8, 4:8].mean())
 
 
-@pytest.mark.parametrize("bad,match", [
-    (("\n", ",7\n"), "expected 785 columns"),  # every row one field too long
-    (("0,", "x,", 1), "not an MNIST CSV"), (("0,", "", 1), "not an MNIST CSV"),  # text, ragged
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (("\n", ",7\n"), "expected 785 columns"),  # every row one field too long
+        (("0,", "x,", 1), "not an MNIST CSV"),
+        (("0,", "", 1), "not an MNIST CSV"),  # text, ragged
+    ],
+)
 def test_mnist_malformed_files(tmp_path, bad, match):
     _mnist_csv(tmp_path / "m.csv.gz", bad=bad)
     with pytest.raises(DatasetError, match=match):
@@ -229,11 +247,17 @@ def fake_remote(tmp_path, monkeypatch):
     """REMOTES['adult'] and ['adult_test'] pointed at file:// URLs of files the test writes;
     cache in tmp_path."""
     folder = _adult_folder(tmp_path / "source")
-    remote = Remote((folder / "adult.data").as_uri(), tdata.sha256_of(folder / "adult.data"),
-                    "adult.data")
+    remote = Remote(
+        (folder / "adult.data").as_uri(), tdata.sha256_of(folder / "adult.data"), "adult.data"
+    )
     monkeypatch.setitem(tdata.REMOTES, "adult", remote)
-    monkeypatch.setitem(tdata.REMOTES, "adult_test", Remote(
-        (folder / "adult.test").as_uri(), tdata.sha256_of(folder / "adult.test"), "adult.test"))
+    monkeypatch.setitem(
+        tdata.REMOTES,
+        "adult_test",
+        Remote(
+            (folder / "adult.test").as_uri(), tdata.sha256_of(folder / "adult.test"), "adult.test"
+        ),
+    )
     monkeypatch.setenv("SPARSEJEPA_CACHE", str(tmp_path / "cache"))
     return remote
 
@@ -251,8 +275,9 @@ def test_download_checks_sha256_and_caches(fake_remote, tmp_path):
         load_table(TableConfig(name="adult"))
 
 
-def test_download_with_wrong_checksum_or_no_network_keeps_nothing(fake_remote, tmp_path,
-                                                                 monkeypatch):
+def test_download_with_wrong_checksum_or_no_network_keeps_nothing(
+    fake_remote, tmp_path, monkeypatch
+):
     monkeypatch.setitem(tdata.REMOTES, "adult", Remote(fake_remote.url, "0" * 64, "adult.data"))
     with pytest.raises(DatasetError, match="checksum mismatch"):
         load_table(TableConfig(name="adult", download=True))

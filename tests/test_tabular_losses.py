@@ -46,14 +46,31 @@ POINT_MASS = -30.0  # posterior log-variance: std e^-15, a point mass for float3
 
 
 def _limit_model(seed: int, target_posterior: str):
-    cfg = from_dict({
-        "data": {"name": "mixture", "mixture_rows": 200},
-        "model": {"width": 16, "depth": 1, "heads": 2, "pred_width": 16, "pred_depth": 1,
-                  "pred_heads": 2, "latent_dim": 4, "z_dim": 3},
-        "var": {"w_recon": 0, "w_gen": 0, "w_kl_sx": 0, "w_kl_z": 0, "w_kl_sy": 1,
-                "posterior_logvar": POINT_MASS, "prior_logvar": 0.0,
-                "target_posterior": target_posterior},
-    })
+    cfg = from_dict(
+        {
+            "data": {"name": "mixture", "mixture_rows": 200},
+            "model": {
+                "width": 16,
+                "depth": 1,
+                "heads": 2,
+                "pred_width": 16,
+                "pred_depth": 1,
+                "pred_heads": 2,
+                "latent_dim": 4,
+                "z_dim": 3,
+            },
+            "var": {
+                "w_recon": 0,
+                "w_gen": 0,
+                "w_kl_sx": 0,
+                "w_kl_z": 0,
+                "w_kl_sy": 1,
+                "posterior_logvar": POINT_MASS,
+                "prior_logvar": 0.0,
+                "target_posterior": target_posterior,
+            },
+        }
+    )
     table = load_table(cfg.data)
     torch.manual_seed(seed)
     model = VarTJEPA(table.x_num_train.shape[1], table.cardinalities, cfg.model, cfg.var)

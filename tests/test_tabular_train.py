@@ -19,17 +19,36 @@ from sparsejepa.tabular.train import load, load_trained, train
 
 TINY = {
     "data": {"name": "mixture", "mixture_rows": 240},
-    "model": {"width": 16, "depth": 1, "heads": 2, "pred_width": 16, "pred_depth": 1,
-              "pred_heads": 2, "latent_dim": 4, "z_dim": 4},
+    "model": {
+        "width": 16,
+        "depth": 1,
+        "heads": 2,
+        "pred_width": 16,
+        "pred_depth": 1,
+        "pred_heads": 2,
+        "latent_dim": 4,
+        "z_dim": 4,
+    },
     "train": {"epochs": 2, "batch_size": 30, "log_every": 2, "rankme_every": 4, "ckpt_every": 3},
     "optim": {"warmup_epochs": 1},
     "var": {"anneal_epochs": 1},
     "eval": {"seeds": [0], "heads": ["logreg"], "mask_draws": 2},
 }
-TINY_SET = ["data.mixture_rows=240", "model.width=16", "model.depth=1", "model.heads=2",
-            "model.pred_width=16", "model.pred_depth=1", "model.pred_heads=2",
-            "model.latent_dim=4", "model.z_dim=4", "train.epochs=2", "train.batch_size=30",
-            "eval.heads=[logreg,hgb]", "eval.mask_draws=2"]
+TINY_SET = [
+    "data.mixture_rows=240",
+    "model.width=16",
+    "model.depth=1",
+    "model.heads=2",
+    "model.pred_width=16",
+    "model.pred_depth=1",
+    "model.pred_heads=2",
+    "model.latent_dim=4",
+    "model.z_dim=4",
+    "train.epochs=2",
+    "train.batch_size=30",
+    "eval.heads=[logreg,hgb]",
+    "eval.mask_draws=2",
+]
 
 
 def tiny(method: str, **extra):
@@ -58,8 +77,16 @@ def test_feature_masks_never_overlap_the_context():
 
 
 def test_presets_parse_and_errors_name_the_fix():
-    assert {"breast_cancer", "wine", "digits", "mixture", "simulation", "adult", "mnist",
-            "covertype"} <= set(presets())
+    assert {
+        "breast_cancer",
+        "wine",
+        "digits",
+        "mixture",
+        "simulation",
+        "adult",
+        "mnist",
+        "covertype",
+    } <= set(presets())
     for name in presets():
         load_config(name)
     with pytest.raises(ConfigError, match="eval.pools"):
@@ -90,14 +117,16 @@ def test_resume_is_exact(tmp_path, method):
     assert torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=True)["step"] == 5
     assert not list((tmp_path / "cut").glob("*.tmp"))  # atomic write left no temp file
     resumed = train(cfg, tmp_path / "cut", table=table, log=None)
-    for (name, a), b in zip(full.model.state_dict().items(),
-                           resumed.model.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     if method == "t_jepa":  # the EMA target moved away from its initial copy of the student
         assert torch.equal(full.target.norm.weight, resumed.target.norm.weight)
-        assert not all(torch.equal(p, q) for p, q in zip(full.target.parameters(),
-                                                         full.model.backbone.parameters(),
-                                                         strict=True))
+        assert not all(
+            torch.equal(p, q)
+            for p, q in zip(full.target.parameters(), full.model.backbone.parameters(), strict=True)
+        )
         assert not any(p.requires_grad for p in full.target.parameters())
     lines = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     assert "rankme" in json.loads(lines[-1])
@@ -140,8 +169,15 @@ def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
     state = load_trained(tmp_path / "ckpt.pt", table)
     r = evaluate(state, table, cfg.eval, seed=0)
     assert 0 <= r["acc"]["logreg"] <= 1 and r["dim"] == 4
-    assert set(r["spearman"]) == {"target_posterior", "target_posterior_x", "predictor",
-                                  "predictor_x", "predictor_loo", "z", "oracle"}
+    assert set(r["spearman"]) == {
+        "target_posterior",
+        "target_posterior_x",
+        "predictor",
+        "predictor_x",
+        "predictor_loo",
+        "z",
+        "oracle",
+    }
     sim = r["simulation"]  # Var-JEPA's Table 1 columns
     assert 0 <= sim["probe_sx"] <= 1 and 0 <= sim["probe_sy"] <= 1
     assert sim["kl_aggregate"] >= 0 and sim["cov_minus_i"] >= 0
@@ -156,13 +192,27 @@ def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
 
 
 def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
-    main(["tabular", "compare", "--config", "mixture", "--out", str(tmp_path), "--seeds", "0",
-          "1", "--quiet", *sum((["--set", s] for s in TINY_SET), [])])
+    main(
+        [
+            "tabular",
+            "compare",
+            "--config",
+            "mixture",
+            "--out",
+            str(tmp_path),
+            "--seeds",
+            "0",
+            "1",
+            "--quiet",
+            *sum((["--set", s] for s in TINY_SET), []),
+        ]
+    )
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted((r["method"], r["pool"], r["seed"]) for r in results["runs"]) == sorted(
-        [("raw", None, s) for s in (0, 1)] + [(m, p, s) for m in ("t_jepa", "var_t_jepa")
-                                              for p in ("mean", "reg") for s in (0, 1)])
+        [("raw", None, s) for s in (0, 1)]
+        + [(m, p, s) for m in ("t_jepa", "var_t_jepa") for p in ("mean", "reg") for s in (0, 1)]
+    )
     assert len(results["ambiguity_test"]) == results["table"]["n_test"]
     text = (tmp_path / "results.md").read_text()
     assert "| var_t_jepa[reg] |" in text and "Spearman" in text and text.strip() in printed
@@ -170,8 +220,9 @@ def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
     assert markdown(results) == text.strip()
     # a second call loads the finished runs instead of training again, keeping their train time
     mtime = (tmp_path / "var_t_jepa" / "seed0" / "ckpt.pt").stat().st_mtime_ns
-    again = run_comparison(from_dict(results["config"]), tmp_path, methods=["var_t_jepa"],
-                           seeds=[0], log=None)
+    again = run_comparison(
+        from_dict(results["config"]), tmp_path, methods=["var_t_jepa"], seeds=[0], log=None
+    )
     assert (tmp_path / "var_t_jepa" / "seed0" / "ckpt.pt").stat().st_mtime_ns == mtime
     first = next(r for r in results["runs"] if r["method"] == "var_t_jepa" and r["seed"] == 0)
     assert again["runs"][0]["train_seconds"] == first["train_seconds"] > 0

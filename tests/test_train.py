@@ -185,7 +185,11 @@ def test_encoder_grad_scales_only_the_heads_gradient_into_the_encoder(scale):
     def encoder_grads(term: str) -> list[torch.Tensor]:
         student.zero_grad()
         out = student(
-            batch.images, batch.context_idx, batch.target_idx, targets, batch.noise,
+            batch.images,
+            batch.context_idx,
+            batch.target_idx,
+            targets,
+            batch.noise,
             batch.context_valid,
         )
         loss = out["loss"] - out["jepa"] if term == "head" else out[term]
@@ -207,8 +211,9 @@ def test_head_with_no_encoder_gradient_leaves_the_jepa_trajectory_unchanged():
     dataset = tiny_dataset()
     runs = {}
     for enabled in (False, True):
-        cfg = tiny_config(sparsity={"enabled": enabled, "encoder_grad": 0.0},
-                          optim={"clip_grad": 1e-3})
+        cfg = tiny_config(
+            sparsity={"enabled": enabled, "encoder_grad": 0.0}, optim={"clip_grad": 1e-3}
+        )
         state = build(cfg, dataset)
         for step in range(3):
             metrics = train_step(state, sample_batch(state, step))
@@ -232,8 +237,14 @@ def test_head_can_reconstruct_the_ema_tokens_instead_of_its_own_input():
     batch = sample_batch(state, 0)
     student = state.student
     torch.manual_seed(0)
-    args = (batch.images, batch.context_idx, batch.target_idx,
-            torch.zeros(64, 4, 32), batch.noise, batch.context_valid)  # targets unused by recon
+    args = (
+        batch.images,
+        batch.context_idx,
+        batch.target_idx,
+        torch.zeros(64, 4, 32),
+        batch.noise,
+        batch.context_valid,
+    )  # targets unused by recon
     own = student(*args)["recon"]
     h = student.encoder(batch.images, batch.context_idx, batch.context_valid)
     assert torch.allclose(student(*args, h.detach())["recon"], own)  # "ema" = h: same loss
@@ -247,8 +258,9 @@ def test_head_can_reconstruct_the_ema_tokens_instead_of_its_own_input():
 @pytest.mark.parametrize(
     "amx, avx512_bf16, expected", [(False, False, False), (True, False, True), (False, True, True)]
 )
-def test_auto_precision_is_bf16_where_the_cpu_has_bf16_matmuls(monkeypatch, amx, avx512_bf16,
-                                                                  expected):
+def test_auto_precision_is_bf16_where_the_cpu_has_bf16_matmuls(
+    monkeypatch, amx, avx512_bf16, expected
+):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     cpu = torch.device("cpu")
@@ -261,8 +273,15 @@ class HostWaits(TorchDispatchMode):
     float(), bool(): aten._local_scalar_dense) or an output whose shape depends on the values
     (nonzero, masked_select, unique, indexing with a bool mask)."""
 
-    WAITING = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
-               "unique_consecutive", "_assert_async"}
+    WAITING = {
+        "_local_scalar_dense",
+        "nonzero",
+        "masked_select",
+        "_unique2",
+        "unique_dim",
+        "unique_consecutive",
+        "_assert_async",
+    }
 
     def __init__(self):
         super().__init__()
@@ -271,7 +290,8 @@ class HostWaits(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
         bool_index = name in ("index", "index_put", "index_put_") and any(
-            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None
+        )
         if name in self.WAITING or bool_index:
             self.ops.append(str(func))
         return func(*args, **(kwargs or {}))

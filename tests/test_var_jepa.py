@@ -64,8 +64,7 @@ def test_deterministic_limit_is_the_jepa_squared_error_plus_a_constant(seed):
     error between the predictor and the student's own encoder on the full image, and the
     gradients agree too (no stop-gradient on the target side)."""
     zero = {"w_recon_x": 0.0, "w_recon_y": 0.0, "w_kl_sx": 0.0, "w_kl_z": 0.0}
-    cfg = var_config({**zero, "posterior_logvar": -30.0, "prior_logvar": 0.0},
-                     train={"seed": seed})
+    cfg = var_config({**zero, "posterior_logvar": -30.0, "prior_logvar": 0.0}, train={"seed": seed})
     state = build(cfg, tiny_dataset(seed=seed))
     model, batch = state.student, padded_batch(state)
     b, m, lt = batch.target_idx.shape
@@ -92,8 +91,10 @@ def test_deterministic_limit_is_the_jepa_squared_error_plus_a_constant(seed):
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-7)
     detached = (pred - target.detach()).square().sum(-1).sum(1).mean() / (2 * pixels)
-    assert any(not torch.allclose(g, d, rtol=1e-3, atol=1e-7)
-               for g, d in zip(got, encoder_grads(detached), strict=True))
+    assert any(
+        not torch.allclose(g, d, rtol=1e-3, atol=1e-7)
+        for g, d in zip(got, encoder_grads(detached), strict=True)
+    )
 
 
 def test_padded_context_tokens_do_not_change_the_elbo():
@@ -102,8 +103,13 @@ def test_padded_context_tokens_do_not_change_the_elbo():
     moved = batch.context_idx.masked_fill(~batch.context_valid, 5)  # other padding positions
 
     def terms(ctx):
-        out = state.student(batch.images, ctx, batch.target_idx, batch.context_valid,
-                            torch.Generator().manual_seed(0))
+        out = state.student(
+            batch.images,
+            ctx,
+            batch.target_idx,
+            batch.context_valid,
+            torch.Generator().manual_seed(0),
+        )
         return {k: v.detach() for k, v in out.items()}
 
     a, b = terms(batch.context_idx), terms(moved)
@@ -122,25 +128,42 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch_with_finite_metrics():
     """Single-colour images: their patches are predictable, so the ELBO can improve fast."""
     data = tiny_dataset()
     colours = np.random.default_rng(0).integers(0, 256, (len(data.x_train), 1, 1, 3))
-    flat = dataclasses.replace(data, x_train=np.broadcast_to(colours, data.x_train.shape)
-                               .astype(np.uint8))
-    cfg = var_config({"anneal_epochs": 0.0}, train={"epochs": 20},
-                     optim={"lr": 1e-2, "warmup_epochs": 0})
+    flat = dataclasses.replace(
+        data, x_train=np.broadcast_to(colours, data.x_train.shape).astype(np.uint8)
+    )
+    cfg = var_config(
+        {"anneal_epochs": 0.0}, train={"epochs": 20}, optim={"lr": 1e-2, "warmup_epochs": 0}
+    )
     state = build(cfg, flat)
     batch = sample_batch(state, 0)
 
     def loss():
         with torch.no_grad():
-            out = state.student(batch.images, batch.context_idx, batch.target_idx,
-                                batch.context_valid, torch.Generator().manual_seed(0))
+            out = state.student(
+                batch.images,
+                batch.context_idx,
+                batch.target_idx,
+                batch.context_valid,
+                torch.Generator().manual_seed(0),
+            )
         return float(out["loss"])
 
     before = loss()
     for _ in range(12):
         metrics = train_step(state, batch)
     assert loss() < 0.7 * before
-    for key in ("loss", "elbo", "recon_x", "recon_y", "kl_sx", "kl_z", "kl_sy", "sigma_sy",
-                "kl_weight", "grad_norm"):
+    for key in (
+        "loss",
+        "elbo",
+        "recon_x",
+        "recon_y",
+        "kl_sx",
+        "kl_z",
+        "kl_sy",
+        "sigma_sy",
+        "kl_weight",
+        "grad_norm",
+    ):
         assert math.isfinite(metrics[key]), key
     assert metrics["kl_sx"] >= 0 and metrics["kl_z"] >= 0 and metrics["kl_sy"] >= 0
     assert "momentum" not in metrics
@@ -180,8 +203,10 @@ def test_resume_after_stop_equals_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     sa, sb = full.adamw.state_dict()["state"], resumed.adamw.state_dict()["state"]
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
-    logs = {d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
-            for d in ("full", "split")}
+    logs = {
+        d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+        for d in ("full", "split")
+    }
     split = {r["step"]: r for r in logs["split"]}  # also logs the stop step 5
     for r in logs["full"]:
         for key in ("loss", "elbo", "kl_sy", "rankme"):

@@ -42,8 +42,9 @@ def parse_group_spec(spec: str, d: int) -> list[list[int]]:
                 lo, _, hi = item.partition("-")
                 cols.extend(range(int(lo), int(hi or lo) + 1))
             except ValueError:
-                raise ValueError(f"bad group spec item {item!r} in {spec!r}: use e.g. "
-                                 "'0-3;4,5;6-9' or 'size:4'") from None
+                raise ValueError(
+                    f"bad group spec item {item!r} in {spec!r}: use e.g. '0-3;4,5;6-9' or 'size:4'"
+                ) from None
         groups.append(cols)
     return groups
 
@@ -57,8 +58,9 @@ def load_matrix(path: str, key: str | None = None) -> np.ndarray:
         raise ValueError(f"no such file: {path}")
     suffix = p.suffix.lower()
     if suffix not in (".npy", ".npz", ".pt", ".csv"):
-        raise ValueError(f"unsupported file type {suffix!r} for {path}: use .npy, .npz, .pt or "
-                         ".csv")
+        raise ValueError(
+            f"unsupported file type {suffix!r} for {path}: use .npy, .npz, .pt or .csv"
+        )
     if p.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); write the matrix into it again")
     if suffix == ".pt":
@@ -75,10 +77,12 @@ def load_matrix(path: str, key: str | None = None) -> np.ndarray:
             raise
         if isinstance(err, ValueError) and "holds" in str(err) and "--key" in str(err):
             raise
-        raise ValueError(f"cannot read {path} as {suffix} ({type(err).__name__}: "
-                         f"{_first_line(err)}): the file is truncated, corrupt or not a numpy "
-                         f"{suffix} file (object arrays are refused); save the matrix again with "
-                         f"numpy.{'save' if suffix == '.npy' else 'savez'}") from None
+        raise ValueError(
+            f"cannot read {path} as {suffix} ({type(err).__name__}: "
+            f"{_first_line(err)}): the file is truncated, corrupt or not a numpy "
+            f"{suffix} file (object arrays are refused); save the matrix again with "
+            f"numpy.{'save' if suffix == '.npy' else 'savez'}"
+        ) from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -94,15 +98,19 @@ def _load_pt(p: Path, key: str | None) -> np.ndarray:
     try:
         import torch
     except ModuleNotFoundError:
-        raise ValueError(f"reading {p} (.pt) needs torch, which is not installed: install it "
-                         "(pip install torch) or save the matrix with numpy.save as .npy") from None
+        raise ValueError(
+            f"reading {p} (.pt) needs torch, which is not installed: install it "
+            "(pip install torch) or save the matrix with numpy.save as .npy"
+        ) from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(f"cannot read {p} as a tensor file ({type(err).__name__}: "
-                         f"{_first_line(err)}): it is truncated, corrupt, or holds objects other "
-                         "than tensors (refused: loading them could run code); save the matrix "
-                         "with torch.save(tensor) or numpy.save") from None
+        raise ValueError(
+            f"cannot read {p} as a tensor file ({type(err).__name__}: "
+            f"{_first_line(err)}): it is truncated, corrupt, or holds objects other "
+            "than tensors (refused: loading them could run code); save the matrix "
+            "with torch.save(tensor) or numpy.save"
+        ) from None
     return _pick(obj, key, str(p)) if isinstance(obj, dict) else obj
 
 
@@ -125,16 +133,19 @@ def _load_csv(p: Path) -> np.ndarray:
             warnings.simplefilter("error")  # "input contained no data" -> error
             return np.loadtxt(p, delimiter=",", skiprows=int(has_header), ndmin=2)
     except (ValueError, UserWarning) as err:
-        raise ValueError(f"cannot read {p} as comma-separated numbers ({_first_line(err)}); "
-                         "write one row per sample, the same number of numeric fields in each, "
-                         "with at most one header row") from None
+        raise ValueError(
+            f"cannot read {p} as comma-separated numbers ({_first_line(err)}); "
+            "write one row per sample, the same number of numeric fields in each, "
+            "with at most one header row"
+        ) from None
 
 
 def _pick(arrays: dict, key: str | None, path: str):
     if key is None:
         if len(arrays) != 1:
-            raise ValueError(f"{path} holds {len(arrays)} arrays {sorted(arrays)}; choose one "
-                             "with --key")
+            raise ValueError(
+                f"{path} holds {len(arrays)} arrays {sorted(arrays)}; choose one with --key"
+            )
         return next(iter(arrays.values()))
     if key not in arrays:
         raise ValueError(f"key {key!r} not in {path}; available: {sorted(arrays)}")
@@ -142,13 +153,16 @@ def _pick(arrays: dict, key: str | None, path: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="multiinfo", description="Multiinformation (total "
-                                     "correlation) of an (N, d) embedding matrix.")
+    parser = argparse.ArgumentParser(
+        prog="multiinfo",
+        description="Multiinformation (total correlation) of an (N, d) embedding matrix.",
+    )
     parser.add_argument("path", help=".npy, .npz, .pt or .csv file with an (N, d) matrix")
     parser.add_argument("--method", default="auto", choices=METHODS)
     parser.add_argument("--groups", help="'0-3;4,5;6-9' or 'size:S': each group one variable")
-    parser.add_argument("--k", type=int, help="neighbours for the kNN methods (default 3; 8 for "
-                        "knn_corrected)")
+    parser.add_argument(
+        "--k", type=int, help="neighbours for the kNN methods (default 3; 8 for knn_corrected)"
+    )
     parser.add_argument("--key", help="array name inside .npz or a dict saved in .pt")
     parser.add_argument("--base", type=float, default=math.e, help="log base (2 = bits)")
     parser.add_argument("--ci", type=float, help="also a half-sampling interval, e.g. 0.95")
@@ -162,23 +176,41 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise ValueError(f"{args.path}: {err}") from None
         groups = parse_group_spec(args.groups, X.shape[1]) if args.groups else None
-        result = multiinformation(X, method=args.method, groups=groups, k=args.k,
-                                  base=args.base, seed=args.seed, ci=args.ci)
+        result = multiinformation(
+            X,
+            method=args.method,
+            groups=groups,
+            k=args.k,
+            base=args.base,
+            seed=args.seed,
+            ci=args.ci,
+        )
     except (ValueError, ImportError) as err:
         print(f"multiinfo: error: {err}", file=sys.stderr)
         return 2
     unit = {math.e: "nats", 2.0: "bits"}.get(args.base, f"log base {args.base:g}")
     value = float(result)
-    out = {"path": args.path, "value": value, "unit": unit, "N": X.shape[0], "d": X.shape[1],
-           "method": result.method, "reason": result.reason, "groups": groups, "k": args.k}
+    out = {
+        "path": args.path,
+        "value": value,
+        "unit": unit,
+        "N": X.shape[0],
+        "d": X.shape[1],
+        "method": result.method,
+        "reason": result.reason,
+        "groups": groups,
+        "k": args.k,
+    }
     if args.ci is not None:
         out.update(low=result.low, high=result.high, level=args.ci)
     if args.json:
         print(json.dumps(out))
     else:
         interval = f" [{out['low']:.4f}, {out['high']:.4f}]" if args.ci is not None else ""
-        print(f"{value:.4f} {unit}{interval}  (method={out['method']}, N={X.shape[0]}, "
-              f"d={X.shape[1]})")
+        print(
+            f"{value:.4f} {unit}{interval}  (method={out['method']}, N={X.shape[0]}, "
+            f"d={X.shape[1]})"
+        )
     return 0
 
 

@@ -24,8 +24,10 @@ def gaussian_multiinformation(R: Any, groups: Any = None) -> float:
     blocks = parse_groups(groups, R.shape[0])
     sign, logdet = np.linalg.slogdet(R)
     if sign <= 0:
-        raise ValueError("R is not positive definite (singular: a linearly dependent coordinate "
-                         "makes M infinite); drop redundant coordinates")
+        raise ValueError(
+            "R is not positive definite (singular: a linearly dependent coordinate "
+            "makes M infinite); drop redundant coordinates"
+        )
     return float(0.5 * (sum(np.linalg.slogdet(R[np.ix_(b, b)])[1] for b in blocks) - logdet))
 
 

@@ -106,11 +106,19 @@ def _copula_loglik(U: np.ndarray, nu: float) -> tuple[float, np.ndarray]:
     half_logdet = np.log(np.diag(L)).sum()
     d = x.shape[1]
     if np.isinf(nu):
-        return float(np.mean(-0.5 * quad + 0.5 * (x ** 2).sum(axis=1)) - half_logdet), R
-    joint = (special.gammaln((nu + d) / 2) - special.gammaln(nu / 2)
-             - d / 2 * math.log(nu * math.pi) - (nu + d) / 2 * np.log1p(quad / nu))
-    marginal = (special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
-                - 0.5 * math.log(nu * math.pi) - (nu + 1) / 2 * np.log1p(x ** 2 / nu)).sum(axis=1)
+        return float(np.mean(-0.5 * quad + 0.5 * (x**2).sum(axis=1)) - half_logdet), R
+    joint = (
+        special.gammaln((nu + d) / 2)
+        - special.gammaln(nu / 2)
+        - d / 2 * math.log(nu * math.pi)
+        - (nu + d) / 2 * np.log1p(quad / nu)
+    )
+    marginal = (
+        special.gammaln((nu + 1) / 2)
+        - special.gammaln(nu / 2)
+        - 0.5 * math.log(nu * math.pi)
+        - (nu + 1) / 2 * np.log1p(x**2 / nu)
+    ).sum(axis=1)
     return float(np.mean(joint - marginal)) - half_logdet, R
 
 
@@ -121,9 +129,11 @@ def fit_copula(U: np.ndarray) -> CopulaFit:
         gauss_ll, gauss_R = _copula_loglik(U, math.inf)
         fits = [(*_copula_loglik(U, nu), nu) for nu in NU_GRID]
     except np.linalg.LinAlgError:
-        raise ValueError("the correlation of the normal scores is singular (a column is a "
-                         "monotone function of the others, e.g. duplicated): M is infinite; drop "
-                         "redundant columns") from None
+        raise ValueError(
+            "the correlation of the normal scores is singular (a column is a "
+            "monotone function of the others, e.g. duplicated): M is infinite; drop "
+            "redundant columns"
+        ) from None
     best_ll, best_R, best_nu = max(fits, key=lambda f: f[0])
     lr = 2 * len(U) * (best_ll - gauss_ll)
     if lr > GAUSSIAN_LR_CRITICAL:
@@ -137,8 +147,10 @@ def _whiten(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     try:
         L = np.linalg.cholesky(R)
     except np.linalg.LinAlgError:
-        raise ValueError("the correlation of the normal scores is singular (linearly dependent "
-                         "columns): M is infinite; drop redundant columns") from None
+        raise ValueError(
+            "the correlation of the normal scores is singular (linearly dependent "
+            "columns): M is infinite; drop redundant columns"
+        ) from None
     return np.linalg.solve(L, ((Z - Z.mean(axis=0)) / Z.std(axis=0)).T).T, R
 
 
@@ -159,8 +171,13 @@ def sample_copula(fit: CopulaFit, n: int, rng: np.random.Generator) -> np.ndarra
     return G if np.isinf(fit.nu) else G / np.sqrt(rng.chisquare(fit.nu, n) / fit.nu)[:, None]
 
 
-def knn_corrected(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.random.Generator,
-                  n_ref: int | None = None) -> Corrected:
+def knn_corrected(
+    X: np.ndarray,
+    blocks: list[np.ndarray],
+    k: int,
+    rng: np.random.Generator,
+    n_ref: int | None = None,
+) -> Corrected:
     """M = M_model + S(Z) - mean_r S(ref_r) (module docstring), in nats. X: checked (N, d) float
     array with N > d + 1; blocks: column-index arrays covering X; all randomness from rng.
 
@@ -172,8 +189,10 @@ def knn_corrected(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.rando
     n, d = X.shape
     n_ref = n_references(n) if n_ref is None else n_ref
     if n <= d + 1:
-        raise ValueError(f"knn_corrected needs N > d + 1 samples (N = {n}, d = {d}): the "
-                         "correlation matrix is singular; add samples")
+        raise ValueError(
+            f"knn_corrected needs N > d + 1 samples (N = {n}, d = {d}): the "
+            "correlation matrix is singular; add samples"
+        )
     fit = fit_copula(stats.rankdata(X, axis=0) / (n + 1))  # at most N distinct quantiles per nu
     Z = jittered_normal_scores(X, rng)
     groups = [b.tolist() for b in blocks]
@@ -181,7 +200,8 @@ def knn_corrected(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.rando
     statistic, terms = knn_statistic(Z, blocks, k)
     references = [
         knn_statistic(jittered_normal_scores(sample_copula(fit, n, rng), rng), blocks, k)[0]
-        for _ in range(n_ref)]
+        for _ in range(n_ref)
+    ]
     value = fitted + statistic - float(np.mean(references))
     noise = max(float(np.var(terms)) / n, float(np.var(references, ddof=1)))
     # The fit's R^ is noisier, so more dependent, than the truth: M(fit) errs high by about the
@@ -219,9 +239,11 @@ class Screen:
         return self.z_sum > self.sum_critical or self.z_max > self.max_critical
 
     def __str__(self) -> str:
-        return (f"moment screen of the whitened normal scores over {self.tests} Hermite "
-                f"cross-moments: omnibus z = {self.z_sum:.1f} (critical {self.sum_critical:.1f}), "
-                f"largest |z| = {self.z_max:.1f} (critical {self.max_critical:.1f})")
+        return (
+            f"moment screen of the whitened normal scores over {self.tests} Hermite "
+            f"cross-moments: omnibus z = {self.z_sum:.1f} (critical {self.sum_critical:.1f}), "
+            f"largest |z| = {self.z_max:.1f} (critical {self.max_critical:.1f})"
+        )
 
 
 def gaussian_copula_screen(Z: np.ndarray) -> Screen:
@@ -248,22 +270,29 @@ def gaussian_copula_screen(Z: np.ndarray) -> Screen:
     try:
         L = np.linalg.cholesky(Zc.T @ Zc / n)
     except np.linalg.LinAlgError:
-        raise ValueError("the correlation of the normal scores is singular (a column is a "
-                         "monotone function of the others, e.g. duplicated): M is infinite; drop "
-                         "redundant columns") from None
+        raise ValueError(
+            "the correlation of the normal scores is singular (a column is a "
+            "monotone function of the others, e.g. duplicated): M is infinite; drop "
+            "redundant columns"
+        ) from None
     W = Zc @ np.linalg.inv(L).T
-    F = np.concatenate([W, (W ** 2 - 1) / math.sqrt(2)], axis=1)
+    F = np.concatenate([W, (W**2 - 1) / math.sqrt(2)], axis=1)
     target = np.zeros((2 * d, 2 * d))
     target[d:, d:] = np.eye(d)  # E[f_2(W_i)^2] = 1
     mean = F.T @ F / n
     F *= F
-    var = F.T @ F / n - mean ** 2
+    var = F.T @ F / n - mean**2
     keep = np.triu(np.ones((2 * d, 2 * d), bool), k=1)
     keep[:d, :d] = False  # E[W_i W_j] = 0 holds exactly after whitening
     keep[d:, d:] |= np.eye(d, dtype=bool)
     z = (mean - target)[keep] / np.sqrt(np.maximum(var[keep], 1e-12) / n)
     m = z.size
-    z_sum = float((np.sum(z ** 2) - m) / math.sqrt(2 * m))
+    z_sum = float((np.sum(z**2) - m) / math.sqrt(2 * m))
     z_max = float(np.abs(z).max())
-    return Screen(z_sum, z_max, float(stats.norm.isf(SCREEN_ALPHA / 2)),
-                  float(stats.norm.isf(SCREEN_ALPHA / (4 * m))), m)
+    return Screen(
+        z_sum,
+        z_max,
+        float(stats.norm.isf(SCREEN_ALPHA / 2)),
+        float(stats.norm.isf(SCREEN_ALPHA / (4 * m))),
+        m,
+    )

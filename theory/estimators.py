@@ -21,8 +21,17 @@ from theory.closed_forms import gaussian_multiinformation, gaussian_plugin_bias
 from theory.inputs import as_matrix, drop_constant, parse_groups
 from theory.scores import normal_scores
 
-METHODS = ("auto", "gaussian", "copula", "ksg", "kl", "kl_copula", "knn_corrected", "binned",
-           "neural")
+METHODS = (
+    "auto",
+    "gaussian",
+    "copula",
+    "ksg",
+    "kl",
+    "kl_copula",
+    "knn_corrected",
+    "binned",
+    "neural",
+)
 # A column is discrete when it has at most min(DISCRETE_MAX_VALUES, N / DISCRETE_MIN_COUNT)
 # distinct values: few values, each seen DISCRETE_MIN_COUNT times on average.
 DISCRETE_MAX_VALUES = 32
@@ -46,19 +55,24 @@ GAUSSIAN_MAX_Z = 3.0
 
 # ----------------------------------------------------------------------------- Gaussian, copula
 
+
 def _gaussian(X: np.ndarray, blocks: list[np.ndarray]) -> float:
     """M of a Gaussian fitted to X, bias-corrected: the closed form on the sample correlation R^,
     1/2 (sum_g log det R^_gg - log det R^), minus its exact expected bias for Gaussian data
     (theory.closed_forms.gaussian_plugin_bias, about (d^2 - sum_g d_g^2) / (4N))."""
     n, d = X.shape
     if n <= d:
-        raise ValueError(f"gaussian/copula need more samples than columns (N = {n}, d = {d}): the "
-                         "sample correlation is singular; add samples or use method='neural'")
+        raise ValueError(
+            f"gaussian/copula need more samples than columns (N = {n}, d = {d}): the "
+            "sample correlation is singular; add samples or use method='neural'"
+        )
     R = np.corrcoef(X, rowvar=False)
     if np.linalg.eigvalsh(R)[0] < 1e-12:
-        raise ValueError("the sample correlation is singular (linearly dependent columns, e.g. a "
-                         "duplicated column): the Gaussian M is infinite; drop redundant columns "
-                         "or use method='ksg'")
+        raise ValueError(
+            "the sample correlation is singular (linearly dependent columns, e.g. a "
+            "duplicated column): the Gaussian M is infinite; drop redundant columns "
+            "or use method='ksg'"
+        )
     groups = [b.tolist() for b in blocks]
     return gaussian_multiinformation(R, groups) - gaussian_plugin_bias(n, map(len, groups))
 
@@ -69,6 +83,7 @@ def _copula(X: np.ndarray, blocks: list[np.ndarray]) -> float:
 
 
 # ----------------------------------------------------------------------------- discrete data
+
 
 def discrete_columns(X: np.ndarray) -> np.ndarray:
     """Boolean per column: at most min(DISCRETE_MAX_VALUES, N / DISCRETE_MIN_COUNT) distinct values.
@@ -82,10 +97,11 @@ def discrete_columns(X: np.ndarray) -> np.ndarray:
     # a column with more than `limit` distinct values in its first rows has more in all of them:
     # continuous columns are settled by one small sort (np.unique on every column of a 10^4 x 192
     # matrix cost as much as the copula estimate itself)
-    head = np.sort(X[:4 * DISCRETE_MAX_VALUES], axis=0)
+    head = np.sort(X[: 4 * DISCRETE_MAX_VALUES], axis=0)
     maybe = 1 + (np.diff(head, axis=0) != 0).sum(axis=0) <= limit
-    return np.array([bool(maybe[c]) and len(np.unique(X[:, c])) <= limit
-                     for c in range(X.shape[1])])
+    return np.array(
+        [bool(maybe[c]) and len(np.unique(X[:, c])) <= limit for c in range(X.shape[1])]
+    )
 
 
 def bins_per_column(n: int, d: int) -> int:
@@ -130,11 +146,13 @@ def _binned(X: np.ndarray, blocks: list[np.ndarray]) -> float:
         raise ValueError(
             f"binned: {cells} occupied joint cells for N = {n} samples (more than "
             f"{BINNED_MAX_CELLS:g} N), so the plug-in entropies are meaningless; add samples, "
-            "group the columns, or for continuous data use method='auto'")
+            "group the columns, or for continuous data use method='auto'"
+        )
     return sum(_entropy_miller_madow(codes[:, b]) for b in blocks) - _entropy_miller_madow(codes)
 
 
 # ----------------------------------------------------------------------------- dispatcher
+
 
 def _neighbours(method: str, k: int | None, n: int) -> int:
     """k, or when k is None the method's default (DEFAULT_K, else 3), lowered to N // 4 (at least
@@ -149,17 +167,26 @@ def _check_rows(method: str, n: int, d: int) -> None:
         raise ValueError(
             f"{method}: N = {n} rows for d = {d} continuous columns is too few to estimate M "
             f"(at least {need} needed: below that, independent normals read anywhere from -0.5 "
-            "to 3 nats); add samples or select fewer columns")
+            "to 3 nats); add samples or select fewer columns"
+        )
 
 
 def _check_n(method: str, n: int, k: int) -> None:
     if method in ("ksg", "kl", "kl_copula", "knn_corrected") and n < k + 1:
-        raise ValueError(f"{method} needs at least k + 1 = {k + 1} samples, got N = {n}; lower k "
-                         "or add samples")
+        raise ValueError(
+            f"{method} needs at least k + 1 = {k + 1} samples, got N = {n}; lower k or add samples"
+        )
 
 
-def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
-              rng: np.random.Generator, rank: bool | None, check_rows: bool = True) -> float:
+def _estimate(
+    X: np.ndarray,
+    blocks: list[np.ndarray],
+    method: str,
+    k: int | None,
+    rng: np.random.Generator,
+    rank: bool | None,
+    check_rows: bool = True,
+) -> float:
     """Nats, on checked inputs: X has no constant columns, blocks cover it, method is not auto.
     check_rows=False (subsampling replicates only: halves of a sample that passed) skips the
     MIN_ROWS floor."""
@@ -176,9 +203,13 @@ def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | Non
     if method == "binned":
         return _binned(X, blocks)
     if method in ("ksg", "kl", "kl_copula") and X.shape[1] > KNN_WARN_DIM:
-        warnings.warn(f"{method} on d = {X.shape[1]} columns: plain kNN estimates collapse above "
-                      f"d = {KNN_WARN_DIM} (at N = 5000, d = 16: ksg -35%, kl_copula -100%); use "
-                      "method='knn_corrected' (or 'auto')", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{method} on d = {X.shape[1]} columns: plain kNN estimates collapse above "
+            f"d = {KNN_WARN_DIM} (at N = 5000, d = 16: ksg -35%, kl_copula -100%); use "
+            "method='knn_corrected' (or 'auto')",
+            UserWarning,
+            stacklevel=3,
+        )
     if method == "ksg":
         return knn.ksg(X, blocks, k, rng, rank=True if rank is None else rank)
     if method in ("kl", "kl_copula"):
@@ -190,31 +221,41 @@ def _estimate(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | Non
     except ModuleNotFoundError as err:
         if err.name != "torch":
             raise
-        raise ImportError("method='neural' needs torch, which is not installed: install it "
-                          "(pip install torch) or use method='auto'") from None
+        raise ImportError(
+            "method='neural' needs torch, which is not installed: install it "
+            "(pip install torch) or use method='auto'"
+        ) from None
     return neural.neural(X, blocks, rng)
 
 
-def _auto(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
-          rng: np.random.Generator) -> tuple[float, str, str]:
+def _auto(
+    X: np.ndarray, blocks: list[np.ndarray], k: int | None, rng: np.random.Generator
+) -> tuple[float, str, str]:
     """(value in nats, method, reason): the `auto` rule (see _decide), with one more guard: when
     every variable is one column and no column is discrete, M = M_copula + J(Z) >= M_copula (the
     normal scores Z have exactly Gaussian marginals, so only the joint negentropy J >= 0 is left),
     so a kNN value below the copula's is below a lower bound and the copula is returned."""
     value, method, reason = _decide(X, blocks, k, rng)
-    if (method in ("knn_corrected", "ksg") and all(len(b) == 1 for b in blocks)
-            and not discrete_columns(X).any()):
+    if (
+        method in ("knn_corrected", "ksg")
+        and all(len(b) == 1 for b in blocks)
+        and not discrete_columns(X).any()
+    ):
         bound = _copula(X, blocks)
         if value < bound:
-            return (bound, "copula",
-                    f"{reason}; but {method}'s {value:+.4f} is below the Gaussian-copula value "
-                    f"{bound:.4f}, a lower bound of M for one-column variables (M = M_copula + "
-                    "the normal scores' joint negentropy): value = copula")
+            return (
+                bound,
+                "copula",
+                f"{reason}; but {method}'s {value:+.4f} is below the Gaussian-copula value "
+                f"{bound:.4f}, a lower bound of M for one-column variables (M = M_copula + "
+                "the normal scores' joint negentropy): value = copula",
+            )
     return value, method, reason
 
 
-def _decide(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
-            rng: np.random.Generator) -> tuple[float, str, str]:
+def _decide(
+    X: np.ndarray, blocks: list[np.ndarray], k: int | None, rng: np.random.Generator
+) -> tuple[float, str, str]:
     """(value in nats, method, reason): the `auto` rule, decided from the data.
 
     - every column discrete (discrete_columns) -> binned;
@@ -235,57 +276,86 @@ def _decide(X: np.ndarray, blocks: list[np.ndarray], k: int | None,
     n, d = X.shape
     discrete = discrete_columns(X)
     if discrete.all():
-        return (_binned(X, blocks), "binned",
-                f"all {d} columns discrete (at most min({DISCRETE_MAX_VALUES}, N/"
-                f"{DISCRETE_MIN_COUNT}) = {min(DISCRETE_MAX_VALUES, n // DISCRETE_MIN_COUNT)} "
-                "distinct values each): plug-in entropies with Miller-Madow")
+        return (
+            _binned(X, blocks),
+            "binned",
+            f"all {d} columns discrete (at most min({DISCRETE_MAX_VALUES}, N/"
+            f"{DISCRETE_MIN_COUNT}) = {min(DISCRETE_MAX_VALUES, n // DISCRETE_MIN_COUNT)} "
+            "distinct values each): plug-in entropies with Miller-Madow",
+        )
     _check_rows("auto", n, d)
     screen = None
     if not discrete.any():
         Z = normal_scores(X)
         screen = corrected.gaussian_copula_screen(Z)
         if not screen.rejected:
-            return (_gaussian(Z, blocks), "copula",
-                    f"Gaussian copula not rejected by the {screen}; bias-corrected closed form on "
-                    "normal scores (copula)")
+            return (
+                _gaussian(Z, blocks),
+                "copula",
+                f"Gaussian copula not rejected by the {screen}; bias-corrected closed form on "
+                "normal scores (copula)",
+            )
     k = _neighbours("knn_corrected", k, n)
     _check_n("knn_corrected", n, k)
     res = corrected.knn_corrected(X, blocks, k, rng)
     z = res.discrepancy / res.se
-    first = ("" if screen is None else f"Gaussian copula rejected by the {screen}; ")
-    check = (f"kNN correction from {res.references} simulated samples of the fit "
-             f"{res.discrepancy:+.4f} nats = {z:+.1f} se")
-    value = (f"value = the fit's M {res.model:.4f} + kNN correction {res.discrepancy:+.4f} "
-             "(knn_corrected)")
+    first = "" if screen is None else f"Gaussian copula rejected by the {screen}; "
+    check = (
+        f"kNN correction from {res.references} simulated samples of the fit "
+        f"{res.discrepancy:+.4f} nats = {z:+.1f} se"
+    )
+    value = (
+        f"value = the fit's M {res.model:.4f} + kNN correction {res.discrepancy:+.4f} "
+        "(knn_corrected)"
+    )
     if np.isinf(res.fit.nu):
-        fit = (f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
-               f"{corrected.GAUSSIAN_LR_CRITICAL})")
+        fit = (
+            f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
+            f"{corrected.GAUSSIAN_LR_CRITICAL})"
+        )
     else:
-        fit = (f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
-               f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL})")
+        fit = (
+            f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
+            f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL})"
+        )
     if abs(z) > GAUSSIAN_MAX_Z and (res.value < 0 or abs(res.discrepancy) > max(res.model, 0)):
         ksg_k = _neighbours("ksg", None, n)
-        why = ("below 0" if res.value < 0 else
-               f"its correction {res.discrepancy:+.4f} is larger than the fit's M {res.model:.4f}")
-        return (knn.ksg(X, blocks, ksg_k, rng), "ksg",
-                f"{first}{fit}; the kNN check rejects the fit ({check}, |z| > "
-                f"{GAUSSIAN_MAX_Z:g}) and the corrected value {res.value:+.4f} is implausible "
-                f"({why}): the correction carries the kNN bias of a rejected model; value = ksg "
-                f"(k = {ksg_k}, no model assumed; biased low in high dimension)")
+        why = (
+            "below 0"
+            if res.value < 0
+            else f"its correction {res.discrepancy:+.4f} is larger than the fit's M {res.model:.4f}"
+        )
+        return (
+            knn.ksg(X, blocks, ksg_k, rng),
+            "ksg",
+            f"{first}{fit}; the kNN check rejects the fit ({check}, |z| > "
+            f"{GAUSSIAN_MAX_Z:g}) and the corrected value {res.value:+.4f} is implausible "
+            f"({why}): the correction carries the kNN bias of a rejected model; value = ksg "
+            f"(k = {ksg_k}, no model assumed; biased low in high dimension)",
+        )
     if not np.isinf(res.fit.nu):
         return res.value, "knn_corrected", f"{first}{fit}; {check}; {value}"
     if discrete.any():
-        return (res.value, "knn_corrected",
-                f"mixed: {int(discrete.sum())} of {d} columns discrete (ties broken by seeded "
-                f"noise, M unchanged; the Gaussian closed form does not apply); {fit}; "
-                f"{check}; {value}")
+        return (
+            res.value,
+            "knn_corrected",
+            f"mixed: {int(discrete.sum())} of {d} columns discrete (ties broken by seeded "
+            f"noise, M unchanged; the Gaussian closed form does not apply); {fit}; "
+            f"{check}; {value}",
+        )
     if abs(z) > GAUSSIAN_MAX_Z:
-        return (res.value, "knn_corrected",
-                f"{first}{fit}, and the kNN check rejects the Gaussian copula: {check} "
-                f"(|z| > {GAUSSIAN_MAX_Z:g}); {value}")
-    return (_copula(X, blocks), "copula",
-            f"{first}but {fit} and the kNN check does not reject it: {check} "
-            f"(|z| <= {GAUSSIAN_MAX_Z:g}); bias-corrected closed form on normal scores (copula)")
+        return (
+            res.value,
+            "knn_corrected",
+            f"{first}{fit}, and the kNN check rejects the Gaussian copula: {check} "
+            f"(|z| > {GAUSSIAN_MAX_Z:g}); {value}",
+        )
+    return (
+        _copula(X, blocks),
+        "copula",
+        f"{first}but {fit} and the kNN check does not reject it: {check} "
+        f"(|z| <= {GAUSSIAN_MAX_Z:g}); bias-corrected closed form on normal scores (copula)",
+    )
 
 
 class Estimate(float):
@@ -302,9 +372,16 @@ class Estimate(float):
     level: float | None
     replicates: np.ndarray | None
 
-    def __new__(cls, value: float, method: str = "", reason: str = "", low: float | None = None,
-                high: float | None = None, level: float | None = None,
-                replicates: np.ndarray | None = None) -> Estimate:
+    def __new__(
+        cls,
+        value: float,
+        method: str = "",
+        reason: str = "",
+        low: float | None = None,
+        high: float | None = None,
+        level: float | None = None,
+        replicates: np.ndarray | None = None,
+    ) -> Estimate:
         self = super().__new__(cls, value)
         self.method, self.reason, self.level, self.replicates = method, reason, level, replicates
         self.low, self.high = low, high
@@ -319,10 +396,17 @@ class Estimate(float):
         return f"Estimate({float(self)!r}, method={self.method!r}{interval})"
 
 
-def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | None = None,
-                     base: float = math.e, seed: int | np.random.Generator | None = None,
-                     ci: float | None = None, n_boot: int = 100,
-                     rank: bool | None = None) -> Estimate:
+def multiinformation(
+    X: Any,
+    method: str = "auto",
+    groups: Any = None,
+    k: int | None = None,
+    base: float = math.e,
+    seed: int | np.random.Generator | None = None,
+    ci: float | None = None,
+    n_boot: int = 100,
+    rank: bool | None = None,
+) -> Estimate:
     """Multiinformation between the variables of X (columns, or groups of columns), in nats
     (bits for base=2), as an Estimate: a float carrying .method and .reason.
 
@@ -341,8 +425,9 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | 
     if k is not None and not (isinstance(k, int | np.integer) and k >= 1):
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if not (base > 0 and base != 1):
-        raise ValueError(f"base must be positive and not 1 (e.g. math.e for nats, 2 for bits), "
-                         f"got {base!r}")
+        raise ValueError(
+            f"base must be positive and not 1 (e.g. math.e for nats, 2 for bits), got {base!r}"
+        )
     if ci is not None and not 0 < ci < 1:
         raise ValueError(f"ci is a coverage level in (0, 1), e.g. 0.95; got {ci!r}")
     A = as_matrix(X)
@@ -364,27 +449,48 @@ def multiinformation(X: Any, method: str = "auto", groups: Any = None, k: int | 
     return Estimate(value * scale, method, reason, low, high, ci, reps)
 
 
-def choose_method(X: Any, groups: Any = None, k: int | None = None,
-                  seed: int | np.random.Generator | None = None) -> str:
+def choose_method(
+    X: Any, groups: Any = None, k: int | None = None, seed: int | np.random.Generator | None = None
+) -> str:
     """The method `auto` picks for X (see _auto); the same as multiinformation(X).method. It costs
     one auto estimate (on Gaussian-copula data about two copula estimates; otherwise a copula fit
     and several kNN statistics)."""
     return multiinformation(X, groups=groups, k=k, seed=seed).method
 
 
-def subsampling_replicates(X: np.ndarray, blocks: list[np.ndarray], method: str, k: int | None,
-                           rng: np.random.Generator, rank: bool | None, n_boot: int) -> np.ndarray:
+def subsampling_replicates(
+    X: np.ndarray,
+    blocks: list[np.ndarray],
+    method: str,
+    k: int | None,
+    rng: np.random.Generator,
+    rank: bool | None,
+    n_boot: int,
+) -> np.ndarray:
     """Estimates on n_boot random halves of the rows (drawn without replacement, so kNN methods
     never see the duplicate rows that a bootstrap would create)."""
     if n_boot < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     half = len(X) // 2
-    return np.array([_estimate(X[rng.choice(len(X), half, replace=False)], blocks, method, k,
-                               rng, rank, check_rows=False) for _ in range(n_boot)])
+    return np.array(
+        [
+            _estimate(
+                X[rng.choice(len(X), half, replace=False)],
+                blocks,
+                method,
+                k,
+                rng,
+                rank,
+                check_rows=False,
+            )
+            for _ in range(n_boot)
+        ]
+    )
 
 
-def subsampling_interval(value: float, replicates: np.ndarray, n: int,
-                         level: float) -> tuple[float, float]:
+def subsampling_interval(
+    value: float, replicates: np.ndarray, n: int, level: float
+) -> tuple[float, float]:
     """Half-sampling interval: value + sqrt(m / (N - m)) * quantiles of (replicates - their mean),
     m = N // 2. The factor rescales the spread of size-m subsamples (without replacement) to size N;
     centring on the replicate mean removes the bias difference between m and N samples. It covers
@@ -397,6 +503,7 @@ def subsampling_interval(value: float, replicates: np.ndarray, n: int,
 
 # ----------------------------------------------------------------------------- decompose
 
+
 @dataclass(frozen=True)
 class Decomposition:
     """total = between + sum(within) + residual (chain rule; residual is estimation error)."""
@@ -408,8 +515,15 @@ class Decomposition:
     method: str
 
 
-def decompose(X: Any, groups: Any, method: str = "auto", k: int | None = None, base: float = math.e,
-              seed: int | None = None, rank: bool | None = None) -> Decomposition:
+def decompose(
+    X: Any,
+    groups: Any,
+    method: str = "auto",
+    k: int | None = None,
+    base: float = math.e,
+    seed: int | None = None,
+    rank: bool | None = None,
+) -> Decomposition:
     """Total M over all columns, between-group M, and M within each group (0 for a one-column
     group), with residual = total - between - sum(within): 0 up to rounding for gaussian and
     copula (Lemma B holds exactly for one correlation matrix, and so it does for their bias
@@ -422,5 +536,10 @@ def decompose(X: Any, groups: Any, method: str = "auto", k: int | None = None, b
     kw = dict(method=total.method, k=k, base=base, rank=rank)  # auto: chosen on all columns
     between = multiinformation(A, groups=[b.tolist() for b in blocks], seed=rng, **kw)
     within = [multiinformation(A[:, b], seed=rng, **kw) if len(b) > 1 else 0.0 for b in blocks]
-    return Decomposition(float(total), float(between), [float(w) for w in within],
-                         float(total - between - sum(within)), total.method)
+    return Decomposition(
+        float(total),
+        float(between),
+        [float(w) for w in within],
+        float(total - between - sum(within)),
+        total.method,
+    )

@@ -29,7 +29,8 @@ def as_matrix(X: Any) -> np.ndarray:
     if A.ndim != 2:
         raise ValueError(
             f"X must be a 2-D array of shape (N samples, d columns), got shape {A.shape}; "
-            "use X.reshape(N, -1) to flatten features, or X[:, None] for one scalar variable")
+            "use X.reshape(N, -1) to flatten features, or X[:, None] for one scalar variable"
+        )
     if A.shape[0] < 2 or A.shape[1] < 1:
         raise ValueError(f"X needs at least 2 rows and 1 column, got shape {A.shape}")
     bad = ~np.isfinite(A)
@@ -38,13 +39,16 @@ def as_matrix(X: Any) -> np.ndarray:
         raise ValueError(
             f"X contains {int(bad.sum())} NaN/Inf values (first at row {r}, column {c}) in "
             f"{int(bad.any(axis=1).sum())} rows; drop them (X[np.isfinite(X).all(1)]) "
-            "or impute")
+            "or impute"
+        )
     return A
 
 
-_COMPLEX = ("X is complex: M is defined here for real variables only, and dropping the imaginary "
-            "part would be silent data loss; pass np.column_stack([X.real, X.imag]) to treat "
-            "the two parts as separate columns")
+_COMPLEX = (
+    "X is complex: M is defined here for real variables only, and dropping the imaginary "
+    "part would be silent data loss; pass np.column_stack([X.real, X.imag]) to treat "
+    "the two parts as separate columns"
+)
 
 
 def parse_groups(groups: Any, d: int) -> list[np.ndarray]:
@@ -56,21 +60,27 @@ def parse_groups(groups: Any, d: int) -> list[np.ndarray]:
     if hasattr(groups, "detach"):
         groups = groups.detach().cpu().numpy()
     if isinstance(groups, str) or not isinstance(groups, Sequence | np.ndarray):
-        raise ValueError("groups must be None, a list of column-index lists, or one label per "
-                         f"column; got {type(groups).__name__} (a CLI spec? see theory.cli)")
+        raise ValueError(
+            "groups must be None, a list of column-index lists, or one label per "
+            f"column; got {type(groups).__name__} (a CLI spec? see theory.cli)"
+        )
     items = list(groups)
     if len(items) == 0:
         raise ValueError("groups is empty; pass None to treat every column as a variable")
     nested = [isinstance(g, Sequence | np.ndarray) and not isinstance(g, str) for g in items]
     if not any(nested):  # per-column labels
         if len(items) != d:
-            raise ValueError(f"groups given as per-column labels must have one label per column: "
-                             f"got {len(items)} labels for d = {d} columns")
+            raise ValueError(
+                f"groups given as per-column labels must have one label per column: "
+                f"got {len(items)} labels for d = {d} columns"
+            )
         labels = list(dict.fromkeys(items))
         return [np.array([c for c in range(d) if items[c] == lab]) for lab in labels]
     if not all(nested):
-        raise ValueError("groups mixes column indices and lists; give a list of lists, "
-                         "e.g. [[0, 1], [2]], or one label per column")
+        raise ValueError(
+            "groups mixes column indices and lists; give a list of lists, "
+            "e.g. [[0, 1], [2]], or one label per column"
+        )
     out, owner = [], {}
     for g, cols in enumerate(items):
         cols = list(np.asarray(cols).ravel())
@@ -81,33 +91,40 @@ def parse_groups(groups: Any, d: int) -> list[np.ndarray]:
                 raise ValueError(f"group {g} has non-integer column index {c!r}")
             c = int(c)
             if not 0 <= c < d:
-                raise ValueError(f"group {g} has column {c}, out of range for d = {d} columns "
-                                 f"(valid: 0..{d - 1})")
+                raise ValueError(
+                    f"group {g} has column {c}, out of range for d = {d} columns "
+                    f"(valid: 0..{d - 1})"
+                )
             if c in owner:
                 where = "twice in group" if owner[c] == g else f"in groups {owner[c]} and"
-                raise ValueError(f"column {c} appears {where} {g}; each column must be in exactly "
-                                 "one group")
+                raise ValueError(
+                    f"column {c} appears {where} {g}; each column must be in exactly one group"
+                )
             owner[c] = g
         out.append(np.array([int(c) for c in cols]))
     missing = sorted(set(range(d)) - set(owner))
     if missing:
         shown = f"{missing[:10]}{'...' if len(missing) > 10 else ''}"
-        raise ValueError(f"groups do not cover columns {shown}"
-                         f" ({len(missing)} of {d}); add them to a group, or select the columns "
-                         "first (X[:, cols]) and renumber the groups")
+        raise ValueError(
+            f"groups do not cover columns {shown}"
+            f" ({len(missing)} of {d}); add them to a group, or select the columns "
+            "first (X[:, cols]) and renumber the groups"
+        )
     return out
 
 
-def drop_constant(X: np.ndarray,
-                   blocks: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def drop_constant(X: np.ndarray, blocks: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Remove constant columns (they carry no information: M is unchanged without them), with a
     warning; blocks are renumbered and emptied blocks dropped."""
     constant = np.ptp(X, axis=0) == 0
     if not constant.any():
         return X, blocks
-    warnings.warn(f"dropping {int(constant.sum())} constant column(s) "
-                  f"{np.flatnonzero(constant)[:10].tolist()}: a constant variable adds 0 to M",
-                  UserWarning, stacklevel=3)
+    warnings.warn(
+        f"dropping {int(constant.sum())} constant column(s) "
+        f"{np.flatnonzero(constant)[:10].tolist()}: a constant variable adds 0 to M",
+        UserWarning,
+        stacklevel=3,
+    )
     new_index = np.cumsum(~constant) - 1
     kept = [new_index[b[~constant[b]]] for b in blocks]
     return X[:, ~constant], [b for b in kept if len(b)]

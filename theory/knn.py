@@ -72,8 +72,12 @@ def _quantise(Y: np.ndarray) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(np.rint(Y.T / h).astype(np.int16)), h
 
 
-def _chebyshev_tiles(Z: np.ndarray, visit: Callable[[slice, slice, np.ndarray], None],
-                     tile: int, band: int | None = None) -> None:
+def _chebyshev_tiles(
+    Z: np.ndarray,
+    visit: Callable[[slice, slice, np.ndarray], None],
+    tile: int,
+    band: int | None = None,
+) -> None:
     """Call visit(rows_a, rows_b, D) for every tile b >= a (or a <= b < a + band tiles) of the
     symmetric Chebyshev distance matrix of the int16 codes Z (d, N) (see _quantise).
 
@@ -87,10 +91,10 @@ def _chebyshev_tiles(Z: np.ndarray, visit: Callable[[slice, slice, np.ndarray], 
 
     def row_of_tiles(a: int) -> None:
         D, T = np.empty((tile, tile), np.int16), np.empty((tile, tile), np.int16)
-        A = Z[:, a:a + tile]
-        for b in starts[a // tile:a // tile + band if band else None]:
-            B = Z[:, b:b + tile]
-            Dt, Tt = D[:A.shape[1], :B.shape[1]], T[:A.shape[1], :B.shape[1]]
+        A = Z[:, a : a + tile]
+        for b in starts[a // tile : a // tile + band if band else None]:
+            B = Z[:, b : b + tile]
+            Dt, Tt = D[: A.shape[1], : B.shape[1]], T[: A.shape[1], : B.shape[1]]
             np.abs(np.subtract(A[0, :, None], B[0], out=Dt), out=Dt)
             for c in range(1, d):
                 np.abs(np.subtract(A[c, :, None], B[c], out=Tt), out=Tt)
@@ -209,8 +213,9 @@ def count_within(Y: np.ndarray, eps: np.ndarray) -> np.ndarray:
     return _count_within_brute(Y, eps)
 
 
-def ksg(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.random.Generator,
-        rank: bool = True) -> float:
+def ksg(
+    X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.random.Generator, rank: bool = True
+) -> float:
     """KSG estimate (algorithm 1) of M between m blocks, in nats:
 
     M = psi(k) + (m - 1) psi(N) - < sum_j psi(n_j(i) + 1) >,
@@ -237,8 +242,9 @@ def kl_entropy(Y: np.ndarray, k: int) -> float:
     return float(np.mean(kl_entropy_terms(Y, k)))
 
 
-def kl(X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.random.Generator,
-       rank: bool = False) -> float:
+def kl(
+    X: np.ndarray, blocks: list[np.ndarray], k: int, rng: np.random.Generator, rank: bool = False
+) -> float:
     """M = sum_j H(X_j) - H(X) with Kozachenko-Leonenko entropies (NPEET's `tc`), in nats.
 
     rank=True (method "kl_copula"): on normal scores every column is exactly N(0, 1) distributed,

@@ -47,11 +47,18 @@ def monitor(features: Any, groups: Any, base: float = math.e) -> dict[str, Any]:
     X, blocks = drop_constant(X, blocks)
     n, d = X.shape
     if n <= d:
-        raise ValueError(f"monitor needs more rows than channels (N = {n}, d = {d}): the "
-                         "correlation is singular; use a larger fixed batch or fewer channels")
+        raise ValueError(
+            f"monitor needs more rows than channels (N = {n}, d = {d}): the "
+            "correlation is singular; use a larger fixed batch or fewer channels"
+        )
     groups = [b.tolist() for b in blocks]
-    out: dict[str, Any] = {"method": MONITOR_METHOD, "N": n, "d": d, "groups": len(groups),
-                           "dropped": d_in - d}
+    out: dict[str, Any] = {
+        "method": MONITOR_METHOD,
+        "N": n,
+        "d": d,
+        "groups": len(groups),
+        "dropped": d_in - d,
+    }
     R = np.corrcoef(normal_scores(X), rowvar=False) if d > 1 else None
     if R is None:
         total = between = 0.0
@@ -59,8 +66,11 @@ def monitor(features: Any, groups: Any, base: float = math.e) -> dict[str, Any]:
         total = between = math.inf
     else:
         total = gaussian_multiinformation(R) - gaussian_plugin_bias(n, [1] * d)
-        between = (gaussian_multiinformation(R, groups) - gaussian_plugin_bias(n, map(len, groups))
-                   if len(groups) > 1 else 0.0)
+        between = (
+            gaussian_multiinformation(R, groups) - gaussian_plugin_bias(n, map(len, groups))
+            if len(groups) > 1
+            else 0.0
+        )
     scale = 1.0 / math.log(base)
     within = total - between if math.isfinite(total) else math.inf
     out.update(total=total * scale, between=between * scale, within=within * scale)

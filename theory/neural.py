@@ -34,14 +34,20 @@ class RatioNet(nn.Module):
     quadratic and the MLP, both starting at 0, learn what the Gaussian model misses.
     """
 
-    def __init__(self, d: int, baseline: tuple[np.ndarray, float] | None, hidden: int = 256,
-                 rank: int = 64):
+    def __init__(
+        self, d: int, baseline: tuple[np.ndarray, float] | None, hidden: int = 256, rank: int = 64
+    ):
         super().__init__()
         A, c = baseline if baseline is not None else (np.zeros((d, d)), 0.0)
         self.register_buffer("A", torch.as_tensor(A, dtype=torch.float32))
         self.register_buffer("c", torch.tensor(float(c)))
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                                 nn.GELU(), nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(d, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, 1),
+        )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
         self.project = nn.Linear(d, min(rank, d), bias=False)
@@ -49,20 +55,28 @@ class RatioNet(nn.Module):
         self.diagonal = nn.Parameter(torch.zeros(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        quadratic = ((x @ self.A) * x).sum(-1) + self.c + (x ** 2) @ self.diagonal
+        quadratic = ((x @ self.A) * x).sum(-1) + self.c + (x**2) @ self.diagonal
         return quadratic + (self.project(x) ** 2) @ self.weight + self.mlp(x).squeeze(-1)
 
 
-def _product_sample(x: torch.Tensor, column_block: torch.Tensor, n_blocks: int,
-                    gen: torch.Generator) -> torch.Tensor:
+def _product_sample(
+    x: torch.Tensor, column_block: torch.Tensor, n_blocks: int, gen: torch.Generator
+) -> torch.Tensor:
     """Rows of each block permuted independently: a sample of prod_j P_j (one gather)."""
     perms = torch.rand(len(x), n_blocks, generator=gen).argsort(dim=0)
     return x.gather(0, perms[:, column_block])
 
 
-def neural(X: np.ndarray, blocks: list[np.ndarray], rng: np.random.Generator,
-           epochs: int = 60, batch: int | None = None, lr: float = 3e-3, held_out: float = 0.25,
-           patience: int = 6) -> float:
+def neural(
+    X: np.ndarray,
+    blocks: list[np.ndarray],
+    rng: np.random.Generator,
+    epochs: int = 60,
+    batch: int | None = None,
+    lr: float = 3e-3,
+    held_out: float = 0.25,
+    patience: int = 6,
+) -> float:
     """M in nats: held-out mean logit of a classifier trained with binary cross-entropy on joint vs
     freshly permuted product samples (new permutations every epoch), with early stopping on the
     held-out loss (the untrained Gaussian baseline included). Inputs are mapped to normal scores
@@ -105,7 +119,7 @@ def neural(X: np.ndarray, blocks: list[np.ndarray], rng: np.random.Generator,
         product = _product_sample(train, column_block, len(blocks), gen)
         order = torch.randperm(len(train), generator=gen)
         for i in range(0, len(train) - batch + 1, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             loss = loss_fn(model(torch.cat([train[idx], product[idx]])), labels)
             opt.zero_grad()
             loss.backward()

@@ -360,16 +360,24 @@ def gaussian_copula_tasks() -> list[Task]:
     """The Gaussian-copula suite of `auto`'s target, d up to 64: random correlations with
     0.055 d nats (d = 4, 16, 64), the same through monotone maps, equicorrelated and AR(1), and
     group structure (d = 12 in three groups, d = 64 in four groups of 16)."""
-    rand = {d: GaussianTask(random_correlation(d, np.random.default_rng(d), nats=0.055 * d),
-                            name=f"gaussian-{d}") for d in (4, 16, 64)}
+    rand = {
+        d: GaussianTask(
+            random_correlation(d, np.random.default_rng(d), nats=0.055 * d), name=f"gaussian-{d}"
+        )
+        for d in (4, 16, 64)
+    }
     g12, g64 = [4, 4, 4], [16] * 4
     return [
         *rand.values(),
         *(TransformedTask(task) for task in rand.values()),
         GaussianTask(equicorrelated(16, 0.3), name="gaussian-equicorr-16"),
         GaussianTask(ar1(32, 0.7), name="gaussian-ar1-32"),
-        GaussianTask(block_correlation(g12, 0.6, 0.2), groups=blocks(g12),
-                     name="gaussian-groups-12"),
-        TransformedTask(GaussianTask(block_correlation(g64, 0.5, 0.25), groups=blocks(g64),
-                                     name="gaussian-groups-64")),
+        GaussianTask(
+            block_correlation(g12, 0.6, 0.2), groups=blocks(g12), name="gaussian-groups-12"
+        ),
+        TransformedTask(
+            GaussianTask(
+                block_correlation(g64, 0.5, 0.25), groups=blocks(g64), name="gaussian-groups-64"
+            )
+        ),
     ]

@@ -99,8 +99,9 @@ def _read_npz(path: Path) -> tuple:
         try:
             arrays = {k: archive[k] for k in NPZ_KEYS}
         except unreadable as err:
-            raise DatasetError(f"{path}: truncated or corrupt .npz archive ({err}); download or "
-                               "convert it again") from err
+            raise DatasetError(
+                f"{path}: truncated or corrupt .npz archive ({err}); download or convert it again"
+            ) from err
     splits = [
         _check_split(
             path,

@@ -10,8 +10,13 @@ EPILOG = "example: sparsejepa tabular compare --config wine --out runs/tabular/w
 
 def _add_config_args(p) -> None:
     p.add_argument("--config", required=True, help=f"tabular preset {presets()} or a YAML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override, e.g. --set model.method=t_jepa --set train.epochs=50")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set model.method=t_jepa --set train.epochs=50",
+    )
     p.add_argument("--out", required=True, help="run folder")
 
 
@@ -46,8 +51,9 @@ def _compare(args) -> None:
     from .experiment import markdown, run_comparison
 
     cfg = load_config(args.config, args.set)
-    results = run_comparison(cfg, args.out, methods=args.methods, seeds=args.seeds,
-                             log=None if args.quiet else print)
+    results = run_comparison(
+        cfg, args.out, methods=args.methods, seeds=args.seeds, log=None if args.quiet else print
+    )
     text = markdown(results)
     (Path(args.out) / "results.md").write_text(text + "\n")
     print("\n" + text)
@@ -55,8 +61,12 @@ def _compare(args) -> None:
 
 def add_subparser(subparsers) -> None:
     """Register `tabular` with its own sub-commands on the core CLI's sub-parsers."""
-    parser = subparsers.add_parser("tabular", help="tabular T-JEPA / Var-T-JEPA (train, eval, "
-                                   "compare)", description=__doc__, epilog=EPILOG)
+    parser = subparsers.add_parser(
+        "tabular",
+        help="tabular T-JEPA / Var-T-JEPA (train, eval, compare)",
+        description=__doc__,
+        epilog=EPILOG,
+    )
     sub = parser.add_subparsers(dest="tabular_command", required=True)
 
     p = sub.add_parser("train", help="train one model (resumes from OUT/ckpt.pt)")
@@ -70,11 +80,16 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("compare", help="raw vs T-JEPA vs Var-T-JEPA over seeds: results.json/.md",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "compare", help="raw vs T-JEPA vs Var-T-JEPA over seeds: results.json/.md", epilog=EPILOG
+    )
     _add_config_args(p)
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: eval.seeds")
-    p.add_argument("--methods", nargs="+", default=["raw", "t_jepa", "var_t_jepa"],
-                   choices=["raw", "t_jepa", "var_t_jepa"])
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["raw", "t_jepa", "var_t_jepa"],
+        choices=["raw", "t_jepa", "var_t_jepa"],
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_compare)

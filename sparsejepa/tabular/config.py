@@ -117,8 +117,9 @@ def _check(cfg: TabularConfig) -> None:
         if value not in allowed:
             raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
     if not cfg.eval.pools or set(cfg.eval.pools) - {"mean", "reg"}:
-        raise ConfigError(f"eval.pools: a non-empty list from ['mean', 'reg'], "
-                          f"got {cfg.eval.pools}")
+        raise ConfigError(
+            f"eval.pools: a non-empty list from ['mean', 'reg'], got {cfg.eval.pools}"
+        )
     bad_heads = sorted(set(cfg.eval.heads) - set(HEADS))
     if bad_heads or not cfg.eval.heads:
         raise ConfigError(f"eval.heads: choose a non-empty list from {HEADS}, got {cfg.eval.heads}")

@@ -64,14 +64,31 @@ REMOTES = {
     ),
 }
 ADULT_COLUMNS = (
-    ("age", "num"), ("workclass", "cat"), ("fnlwgt", "num"), ("education", "cat"),
-    ("education_num", "num"), ("marital_status", "cat"), ("occupation", "cat"),
-    ("relationship", "cat"), ("race", "cat"), ("sex", "cat"), ("capital_gain", "num"),
-    ("capital_loss", "num"), ("hours_per_week", "num"), ("native_country", "cat"),
+    ("age", "num"),
+    ("workclass", "cat"),
+    ("fnlwgt", "num"),
+    ("education", "cat"),
+    ("education_num", "num"),
+    ("marital_status", "cat"),
+    ("occupation", "cat"),
+    ("relationship", "cat"),
+    ("race", "cat"),
+    ("sex", "cat"),
+    ("capital_gain", "num"),
+    ("capital_loss", "num"),
+    ("hours_per_week", "num"),
+    ("native_country", "cat"),
 )  # then the label column: "<=50K" or ">50K"
 COVTYPE_NUMERIC = (
-    "elevation", "aspect", "slope", "horiz_dist_hydrology", "vert_dist_hydrology",
-    "horiz_dist_roadways", "hillshade_9am", "hillshade_noon", "hillshade_3pm",
+    "elevation",
+    "aspect",
+    "slope",
+    "horiz_dist_hydrology",
+    "vert_dist_hydrology",
+    "horiz_dist_roadways",
+    "hillshade_9am",
+    "hillshade_noon",
+    "hillshade_3pm",
     "horiz_dist_fire_points",
 )  # then 4 one-hot wilderness columns, 40 one-hot soil columns, the cover type 1..7
 
@@ -105,8 +122,9 @@ class Table:
         """Standardised numerics + one-hot categoricals: the raw-feature baseline input."""
         x_num = getattr(self, f"x_num_{split}")
         x_cat = getattr(self, f"x_cat_{split}")
-        onehots = [np.eye(c, dtype=np.float32)[x_cat[:, j]]
-                   for j, c in enumerate(self.cardinalities)]
+        onehots = [
+            np.eye(c, dtype=np.float32)[x_cat[:, j]] for j, c in enumerate(self.cardinalities)
+        ]
         return np.concatenate([x_num, *onehots], axis=1)
 
 
@@ -133,8 +151,12 @@ def load_table(cfg) -> Table:
         y = bunch.target
     elif name == "mixture":
         mix = make_mixture(
-            cfg.mixture_rows, cfg.mixture_components, cfg.mixture_dims, cfg.mixture_separation,
-            cfg.mixture_categories, seed=cfg.split_seed,
+            cfg.mixture_rows,
+            cfg.mixture_components,
+            cfg.mixture_dims,
+            cfg.mixture_separation,
+            cfg.mixture_categories,
+            seed=cfg.split_seed,
         )
         x_num, x_cat, y = mix["x_num"], mix["x_cat"], mix["y"]
         truth = (mix["entropy"], mix["predictive_std"])
@@ -151,8 +173,10 @@ def load_table(cfg) -> Table:
         x_num, names, y = read_mnist(mnist_file(path), cfg.pixel_pool)
         x_cat, cards = None, []
     else:
-        raise DatasetError(f"unknown table '{name}'; choose from breast_cancer, wine, digits, "
-                           "mixture, adult, mnist, covertype")
+        raise DatasetError(
+            f"unknown table '{name}'; choose from breast_cancer, wine, digits, "
+            "mixture, adult, mnist, covertype"
+        )
     if x_cat is None:
         x_cat = np.zeros((len(y), 0), dtype=np.int64)
     return split_table(name, x_num, x_cat, y, cards, names, cfg, truth, split)
@@ -166,16 +190,20 @@ def split_table(name, x_num, x_cat, y, cards, names, cfg, truth=None, split=None
     idx = np.arange(len(y)) if split is None else split[0]
     try:
         if cfg.max_rows is not None and cfg.max_rows < len(idx):
-            idx, _ = train_test_split(idx, train_size=cfg.max_rows, stratify=y[idx],
-                                      random_state=cfg.split_seed)
+            idx, _ = train_test_split(
+                idx, train_size=cfg.max_rows, stratify=y[idx], random_state=cfg.split_seed
+            )
         if split is None:
-            train, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y[idx],
-                                           random_state=cfg.split_seed)
+            train, test = train_test_split(
+                idx, test_size=cfg.test_fraction, stratify=y[idx], random_state=cfg.split_seed
+            )
         else:
             train, test = idx, split[1]
     except ValueError as err:  # too few rows of some class for a stratified split
-        raise DatasetError(f"{name}: cannot split {len(idx)} rows stratified by class ({err}); "
-                           "use more rows (data.max_rows) or change data.test_fraction") from err
+        raise DatasetError(
+            f"{name}: cannot split {len(idx)} rows stratified by class ({err}); "
+            "use more rows (data.max_rows) or change data.test_fraction"
+        ) from err
     if len(np.unique(y[train])) < 2:
         raise DatasetError(f"{name}: the train split holds one class only; use more rows")
     with warnings.catch_warnings():  # an all-missing column: mean 0, std 1
@@ -186,15 +214,29 @@ def split_table(name, x_num, x_cat, y, cards, names, cfg, truth=None, split=None
     classes, y_codes = np.unique(y, return_inverse=True)
     per_row = [None] * 4 if truth is None else [v[s] for v in truth for s in (train, test)]
     return Table(
-        name, scaled[train], scaled[test], x_cat[train].astype(np.int64),
-        x_cat[test].astype(np.int64), y_codes[train].astype(np.int64),
-        y_codes[test].astype(np.int64), len(classes), list(cards), list(names),
+        name,
+        scaled[train],
+        scaled[test],
+        x_cat[train].astype(np.int64),
+        x_cat[test].astype(np.int64),
+        y_codes[train].astype(np.int64),
+        y_codes[test].astype(np.int64),
+        len(classes),
+        list(cards),
+        list(names),
         *per_row,
     )
 
 
-def make_mixture(n: int, components: int, dims: int, separation: float, categories: int,
-                 seed: int = 0, splits: int = 16) -> dict[str, np.ndarray]:
+def make_mixture(
+    n: int,
+    components: int,
+    dims: int,
+    separation: float,
+    categories: int,
+    seed: int = 0,
+    splits: int = 16,
+) -> dict[str, np.ndarray]:
     """Rows of a Gaussian mixture with one optional categorical feature, and their exact ambiguity.
 
     k ~ Uniform{0..K-1}; x | k ~ N(separation * q_k, I_d) with q_k orthonormal columns of a random
@@ -232,8 +274,14 @@ def make_mixture(n: int, components: int, dims: int, separation: float, categori
         post = np.exp(ll - logsumexp(ll, axis=1, keepdims=True))  # p(k | x_A), (n, K)
         spread = post @ means[:, b] ** 2 - (post @ means[:, b]) ** 2
         predictive_std += np.sqrt(1 + spread).mean(1) / splits
-    return {"x_num": x, "x_cat": x_cat, "y": y, "entropy": entropy, "log_posterior": log_post,
-            "predictive_std": predictive_std}
+    return {
+        "x_num": x,
+        "x_cat": x_cat,
+        "y": y,
+        "entropy": entropy,
+        "log_posterior": log_post,
+        "predictive_std": predictive_std,
+    }
 
 
 # ----------------------------------------------------------------------------- remote tables
@@ -252,7 +300,8 @@ def adult_files(path: str | None, download: bool, cache: Path | None = None):
         if not (folder / "adult.data").is_file():
             raise DatasetError(
                 f"adult: {folder} holds no adult.data; point data.path at the folder with the "
-                f"UCI files adult.data and adult.test ({REMOTES['adult'].url})")
+                f"UCI files adult.data and adult.test ({REMOTES['adult'].url})"
+            )
         test = folder / "adult.test"
         return folder / "adult.data", test if test.is_file() else None
     train = locate("adult", path, download, cache)
@@ -266,8 +315,10 @@ def adult_files(path: str | None, download: bool, cache: Path | None = None):
 
 def mnist_file(path: str | None) -> Path:
     """The MNIST CSV: `path` itself, or the one `*.csv`/`*.csv.gz` file in the folder `path`."""
-    hint = ("set data.path to a CSV of 784 pixels + label per row, e.g. "
-            "../shared/data/mnist5k/mnist_5k.csv.gz (or its folder)")
+    hint = (
+        "set data.path to a CSV of 784 pixels + label per row, e.g. "
+        "../shared/data/mnist5k/mnist_5k.csv.gz (or its folder)"
+    )
     if path is None:
         raise DatasetError(f"mnist: no data.path; {hint}")
     file = Path(path).expanduser()
@@ -275,7 +326,8 @@ def mnist_file(path: str | None) -> Path:
         found = sorted([*file.glob("*.csv"), *file.glob("*.csv.gz")])
         if len(found) != 1:
             raise DatasetError(
-                f"mnist: {file} holds {len(found)} CSV files, need exactly one; {hint}")
+                f"mnist: {file} holds {len(found)} CSV files, need exactly one; {hint}"
+            )
         file = found[0]
     if not file.is_file():
         raise DatasetError(f"mnist: data.path {file} does not exist; {hint}")
@@ -289,8 +341,10 @@ def locate(name: str, path: str | None, download: bool, cache: Path | None = Non
     if path is not None:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise DatasetError(f"{name}: data.path {file} does not exist; point it at "
-                               f"{remote.filename} (from {remote.url})")
+            raise DatasetError(
+                f"{name}: data.path {file} does not exist; point it at "
+                f"{remote.filename} (from {remote.url})"
+            )
         return file
     cache = cache or cache_dir()
     cached = cache / remote.filename
@@ -327,8 +381,10 @@ def fetch(remote: Remote, cache: Path) -> Path:
     actual = sha256_of(part)
     if actual != remote.sha256:
         part.unlink()
-        raise DatasetError(f"checksum mismatch for {remote.url}: sha256 {actual}, expected "
-                           f"{remote.sha256}; the download is corrupt or the file changed upstream")
+        raise DatasetError(
+            f"checksum mismatch for {remote.url}: sha256 {actual}, expected "
+            f"{remote.sha256}; the download is corrupt or the file changed upstream"
+        )
     os.replace(part, target)
     return target
 
@@ -357,8 +413,10 @@ def _adult_rows(file: Path) -> np.ndarray:
     table = np.array(rows, dtype=object)
     table[:, -1] = [v.rstrip(".") for v in table[:, -1]]
     if not set(table[:, -1]) <= {"<=50K", ">50K"}:
-        raise DatasetError(f"{file}: labels must be '<=50K' or '>50K' (adult.test: with a "
-                           f"trailing period), got {sorted(set(table[:, -1]))[:5]}")
+        raise DatasetError(
+            f"{file}: labels must be '<=50K' or '>50K' (adult.test: with a "
+            f"trailing period), got {sorted(set(table[:, -1]))[:5]}"
+        )
     return table
 
 
@@ -396,11 +454,13 @@ def read_mnist(file: Path, pool: int = 1):
         raise DatasetError(f"{file}: not an MNIST CSV of numbers ({err})") from err
     if data.shape[1] != 785:
         raise DatasetError(
-            f"{file}: expected 785 columns (784 pixels + label), got {data.shape[1]}")
+            f"{file}: expected 785 columns (784 pixels + label), got {data.shape[1]}"
+        )
     pixels, y = data[:, :784], data[:, 784]
     if pixels.min() < 0 or pixels.max() > 255:
-        raise DatasetError(f"{file}: pixel values must lie in 0..255, "
-                           f"got {pixels.min()}..{pixels.max()}")
+        raise DatasetError(
+            f"{file}: pixel values must lie in 0..255, got {pixels.min()}..{pixels.max()}"
+        )
     if not np.isin(y, np.arange(10)).all():
         raise DatasetError(f"{file}: labels (last column) must be integers 0..9")
     side = 28 // pool

@@ -40,18 +40,31 @@ from .masks import sample_feature_masks
 from .models import pool
 from .train import TabState, encoder_of
 
-UNCERTAINTY_KINDS = ("target_posterior", "target_posterior_x", "predictor", "predictor_x",
-                     "predictor_loo", "z")
+UNCERTAINTY_KINDS = (
+    "target_posterior",
+    "target_posterior_x",
+    "predictor",
+    "predictor_x",
+    "predictor_loo",
+    "z",
+)
 
 
 def _tensors(table: Table, split: str, device):
-    return (torch.as_tensor(getattr(table, f"x_num_{split}"), device=device),
-            torch.as_tensor(getattr(table, f"x_cat_{split}"), device=device))
+    return (
+        torch.as_tensor(getattr(table, f"x_num_{split}"), device=device),
+        torch.as_tensor(getattr(table, f"x_cat_{split}"), device=device),
+    )
 
 
 @torch.no_grad()
-def embeddings(state: TabState, table: Table, split: str, how: str = "mean",
-               var_embedding: str = "posterior_mean") -> np.ndarray:
+def embeddings(
+    state: TabState,
+    table: Table,
+    split: str,
+    how: str = "mean",
+    var_embedding: str = "posterior_mean",
+) -> np.ndarray:
     """(N, d) pooled tokens of the whole row: T-JEPA's EMA target backbone output; Var-T-JEPA's
     posterior means of s_x ("posterior_mean") or its backbone output ("backbone")."""
     x_num, x_cat = _tensors(table, split, state.device)
@@ -76,8 +89,9 @@ def _decoded_std(feature: torch.Tensor, logvar: torch.Tensor, model) -> tuple:
 
 
 @torch.no_grad()
-def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+def uncertainties(
+    state: TabState, table: Table, split: str, draws: int = 8, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Per-row latent uncertainties of Var-T-JEPA, keyed by UNCERTAINTY_KINDS (see module doc)."""
     model, cfg = state.model, state.cfg
     x_num, x_cat = _tensors(table, split, state.device)
@@ -95,9 +109,14 @@ def uncertainties(state: TabState, table: Table, split: str, draws: int = 8,
     }
     plain, dec_sum, dec_count = torch.zeros(3, n, device=state.device)
     for r in range(draws):
-        masks = sample_feature_masks(n, d, seeded_generator(torch.device("cpu"), seed, r, 7),
-                                     cfg.mask.num_targets, cfg.mask.context_share,
-                                     cfg.mask.target_share)
+        masks = sample_feature_masks(
+            n,
+            d,
+            seeded_generator(torch.device("cpu"), seed, r, 7),
+            cfg.mask.num_targets,
+            cfg.mask.context_share,
+            cfg.mask.target_share,
+        )
         ctx, tgt = masks.context.to(state.device), masks.targets.to(state.device)
         s_x = model.posterior_sx(x_num, x_cat, ctx)[0]  # the context encoder sees the context
         lv_p = model.prior_sy(s_x, ctx, tgt, model.posterior_z(s_x)[0])[1]
@@ -122,8 +141,10 @@ def make_head(name: str, seed: int, ecfg: EvalConfig):
     if name == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     if name == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(
-            (ecfg.mlp_hidden,), max_iter=ecfg.mlp_epochs, random_state=seed))
+        return make_pipeline(
+            StandardScaler(),
+            MLPClassifier((ecfg.mlp_hidden,), max_iter=ecfg.mlp_epochs, random_state=seed),
+        )
     if name == "hgb":
         return HistGradientBoostingClassifier(random_state=seed)
     raise ValueError(f"unknown head '{name}'; choose logreg, mlp or hgb")
@@ -139,13 +160,13 @@ def fit_heads(x_train, y_train, x_test, y_test, ecfg: EvalConfig, seed: int) -> 
             head.fit(x_train, y_train)
         proba = head.predict_proba(x_test)
         correct = head.classes_[proba.argmax(1)] == y_test
-        out[name] = {"acc": float(correct.mean()), "correct": correct,
-                     "confidence": proba.max(1)}
+        out[name] = {"acc": float(correct.mean()), "correct": correct, "confidence": proba.max(1)}
     return out
 
 
-def selective_accuracy(correct: np.ndarray, uncertainty: np.ndarray,
-                       fractions: list[float]) -> list[float]:
+def selective_accuracy(
+    correct: np.ndarray, uncertainty: np.ndarray, fractions: list[float]
+) -> list[float]:
     """Accuracy on the rows left after dropping the ceil(q N) most uncertain, for each q
     (ties broken by row order, stable)."""
     order = np.argsort(uncertainty, kind="stable")  # most certain first
@@ -182,16 +203,23 @@ def simulation_metrics(state: TabState, table: Table) -> dict[str, float]:
     return out
 
 
-def evaluate(state: TabState | None, table: Table, ecfg: EvalConfig, seed: int,
-             pool: str = "mean", uncertainty: bool = True) -> dict:
+def evaluate(
+    state: TabState | None,
+    table: Table,
+    ecfg: EvalConfig,
+    seed: int,
+    pool: str = "mean",
+    uncertainty: bool = True,
+) -> dict:
     """Heads on the embeddings of `state` pooled by `pool` (raw features when None); for
     Var-T-JEPA with `uncertainty` also the uncertainties, selective-prediction curves and, on the
     mixture, Spearman vs the exact ambiguity and the simulation-study metrics."""
     if state is None:
         x_train, x_test = table.raw_features("train"), table.raw_features("test")
     else:
-        x_train, x_test = (embeddings(state, table, split, pool, ecfg.var_embedding)
-                           for split in ("train", "test"))
+        x_train, x_test = (
+            embeddings(state, table, split, pool, ecfg.var_embedding) for split in ("train", "test")
+        )
     heads = fit_heads(x_train, table.y_train, x_test, table.y_test, ecfg, seed)
     result = {"acc": {h: r["acc"] for h, r in heads.items()}, "dim": int(x_train.shape[1])}
     result["selective_confidence"] = {

@@ -27,8 +27,13 @@ def with_method(cfg: TabularConfig, method: str, seed: int) -> TabularConfig:
     return from_dict(values)
 
 
-def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
-                   seeds: list[int] | None = None, log=print) -> dict:
+def run_comparison(
+    cfg: TabularConfig,
+    out_dir: str | Path,
+    methods=METHODS,
+    seeds: list[int] | None = None,
+    log=print,
+) -> dict:
     """Train + evaluate every method for every seed; results.json in out_dir; returns it.
     Finished runs are loaded from their checkpoints, so a second call only re-evaluates;
     train_seconds is the training time recorded in the checkpoint."""
@@ -40,23 +45,39 @@ def run_comparison(cfg: TabularConfig, out_dir: str | Path, methods=METHODS,
         for method in methods:
             state = None
             if method != "raw":
-                state = train(with_method(cfg, method, seed), out / method / f"seed{seed}",
-                              table=table, log=None)
+                state = train(
+                    with_method(cfg, method, seed),
+                    out / method / f"seed{seed}",
+                    table=table,
+                    log=None,
+                )
             train_s = 0.0 if state is None else state.seconds  # summed over resumed runs
             for i, pool in enumerate(cfg.eval.pools if state is not None else [None]):
                 tic = time.perf_counter()
                 result = evaluate(state, table, cfg.eval, seed, pool or "mean", uncertainty=i == 0)
-                result.update(method=method, pool=pool, seed=seed, train_seconds=train_s,
-                              eval_seconds=time.perf_counter() - tic)
+                result.update(
+                    method=method,
+                    pool=pool,
+                    seed=seed,
+                    train_seconds=train_s,
+                    eval_seconds=time.perf_counter() - tic,
+                )
                 runs.append(result)
                 if log:
                     accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
-                    log(f"{cfg.data.name} seed {seed} {label(result):<16} {accs} "
-                        f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)")
+                    log(
+                        f"{cfg.data.name} seed {seed} {label(result):<16} {accs} "
+                        f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)"
+                    )
     results = {
         "config": to_dict(cfg),
-        "table": {"name": table.name, "n_train": len(table.y_train), "n_test": len(table.y_test),
-                  "n_features": table.n_features, "num_classes": table.num_classes},
+        "table": {
+            "name": table.name,
+            "n_train": len(table.y_train),
+            "n_test": len(table.y_test),
+            "n_features": table.n_features,
+            "num_classes": table.num_classes,
+        },
         "ambiguity_test": _list(table.ambiguity_test),
         "oracle_std_test": _list(table.oracle_std_test),
         "runs": runs,
@@ -83,13 +104,15 @@ def summarise(results: dict) -> dict:
     by_method: dict[str, list] = {}
     for run in results["runs"]:
         by_method.setdefault(label(run), []).append(run)
-    summary = {"acc": {}, "selective": {}, "spearman": {}, "simulation": {},
-               "train_seconds": {}}
+    summary = {"acc": {}, "selective": {}, "spearman": {}, "simulation": {}, "train_seconds": {}}
     for method, runs in by_method.items():
         heads = list(runs[0]["acc"])
         summary["acc"][method] = {
-            h: [float(np.mean(a := [r["acc"][h] for r in runs])),
-                float(np.std(a, ddof=1)) if len(a) > 1 else 0.0] for h in heads
+            h: [
+                float(np.mean(a := [r["acc"][h] for r in runs])),
+                float(np.std(a, ddof=1)) if len(a) > 1 else 0.0,
+            ]
+            for h in heads
         }
         summary["train_seconds"][method] = float(np.mean([r["train_seconds"] for r in runs]))
         summary["selective"][method] = _selective(runs, heads)
@@ -102,17 +125,26 @@ def summarise(results: dict) -> dict:
 
 def _mean_std(runs: list[dict], key: str) -> dict[str, list[float]]:
     """{name: [mean, sample std]} over the runs' `key` dicts."""
-    return {k: [float(np.mean(v := [r[key][k] for r in runs])),
-                float(np.std(v, ddof=1)) if len(v) > 1 else 0.0] for k in runs[0][key]}
+    return {
+        k: [
+            float(np.mean(v := [r[key][k] for r in runs])),
+            float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+        ]
+        for k in runs[0][key]
+    }
 
 
 def _selective(runs: list[dict], heads: list[str]) -> dict:
     out = {}
     for h in heads:
-        curves = [{"confidence": r["selective_confidence"][h],
-                   **r.get("selective_uncertainty", {}).get(h, {})} for r in runs]
-        out[h] = {kind: np.mean([c[kind] for c in curves], axis=0).tolist()
-                  for kind in curves[0]}
+        curves = [
+            {
+                "confidence": r["selective_confidence"][h],
+                **r.get("selective_uncertainty", {}).get(h, {}),
+            }
+            for r in runs
+        ]
+        out[h] = {kind: np.mean([c[kind] for c in curves], axis=0).tolist() for kind in curves[0]}
     return out
 
 
@@ -122,21 +154,34 @@ def markdown(results: dict) -> str:
     seeds = sorted({r["seed"] for r in results["runs"]})
     fractions = results["config"]["eval"]["drop_fractions"]
     heads = list(next(iter(s["acc"].values())))
-    lines = [f"**{t['name']}** ({t['n_train']} train / {t['n_test']} test rows, "
-             f"{t['n_features']} features, {t['num_classes']} classes; seeds {seeds})", "",
-             "| method | " + " | ".join(heads) + " | train s |",
-             "|---|" + "---|" * (len(heads) + 1)]
+    lines = [
+        f"**{t['name']}** ({t['n_train']} train / {t['n_test']} test rows, "
+        f"{t['n_features']} features, {t['num_classes']} classes; seeds {seeds})",
+        "",
+        "| method | " + " | ".join(heads) + " | train s |",
+        "|---|" + "---|" * (len(heads) + 1),
+    ]
     for method, accs in s["acc"].items():
         cells = " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in accs.values())
         lines.append(f"| {method} | {cells} | {s['train_seconds'][method]:.0f} |")
-    var = next((m for m, sel in s["selective"].items()
-                if m.startswith("var_t_jepa") and len(next(iter(sel.values()))) > 1), None)
+    var = next(
+        (
+            m
+            for m, sel in s["selective"].items()
+            if m.startswith("var_t_jepa") and len(next(iter(sel.values()))) > 1
+        ),
+        None,
+    )
     if var:
-        lines += ["", f"Selective prediction on {var} embeddings: test accuracy after dropping "
-                  "the most uncertain rows, ranked by a latent uncertainty or by the head's "
-                  "confidence", "",
-                  "| head | ranked by | " + " | ".join(f"{q:.0%}" for q in fractions) + " |",
-                  "|---|---|" + "---|" * len(fractions)]
+        lines += [
+            "",
+            f"Selective prediction on {var} embeddings: test accuracy after dropping "
+            "the most uncertain rows, ranked by a latent uncertainty or by the head's "
+            "confidence",
+            "",
+            "| head | ranked by | " + " | ".join(f"{q:.0%}" for q in fractions) + " |",
+            "|---|---|" + "---|" * len(fractions),
+        ]
         for head, kinds in s["selective"][var].items():
             for kind, accs in kinds.items():
                 lines.append(f"| {head} | {kind} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")

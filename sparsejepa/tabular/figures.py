@@ -23,15 +23,32 @@ from .config import load_config
 from .experiment import markdown, run_comparison, summarise
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = ["model.width=16", "model.depth=1", "model.heads=2", "model.pred_width=16",
-         "model.pred_depth=1", "model.pred_heads=2", "model.latent_dim=16", "model.z_dim=4",
-         "train.epochs=2", "eval.heads=[logreg]", "eval.mask_draws=2", "eval.seeds=[0,1]",
-         "data.mixture_rows=600"]
+QUICK = [
+    "model.width=16",
+    "model.depth=1",
+    "model.heads=2",
+    "model.pred_width=16",
+    "model.pred_depth=1",
+    "model.pred_heads=2",
+    "model.latent_dim=16",
+    "model.z_dim=4",
+    "train.epochs=2",
+    "eval.heads=[logreg]",
+    "eval.mask_draws=2",
+    "eval.seeds=[0,1]",
+    "data.mixture_rows=600",
+]
 SOURCE_SPEARMAN = 0.64  # Var-JEPA's reported value on its own simulated table (REFERENCE 7, [S])
-KIND_STYLE = {"confidence": ("k", "--"), "target_posterior": ("tab:orange", "-"),
-              "target_posterior_x": ("tab:red", "-"), "predictor": ("tab:green", "-"),
-              "predictor_x": ("tab:olive", "-"), "predictor_loo": ("tab:cyan", "-"),
-              "z": ("tab:purple", "-"), "oracle": ("0.4", ":")}
+KIND_STYLE = {
+    "confidence": ("k", "--"),
+    "target_posterior": ("tab:orange", "-"),
+    "target_posterior_x": ("tab:red", "-"),
+    "predictor": ("tab:green", "-"),
+    "predictor_x": ("tab:olive", "-"),
+    "predictor_loo": ("tab:cyan", "-"),
+    "z": ("tab:purple", "-"),
+    "oracle": ("0.4", ":"),
+}
 
 
 def runs_dir() -> Path:
@@ -41,8 +58,11 @@ def runs_dir() -> Path:
 
 def load_results(names: list[str]) -> dict[str, dict]:
     """{table: results} for the tables that have results; an error naming the command if none."""
-    found = {n: json.loads((runs_dir() / n / "results.json").read_text())
-             for n in names if (runs_dir() / n / "results.json").is_file()}
+    found = {
+        n: json.loads((runs_dir() / n / "results.json").read_text())
+        for n in names
+        if (runs_dir() / n / "results.json").is_file()
+    }
     if not found:
         raise FileNotFoundError(
             f"no results.json under {runs_dir()} for {names}; run e.g. `sparsejepa tabular "
@@ -59,8 +79,10 @@ def load_or_quick(names: list[str], log=print) -> tuple[dict[str, dict], str]:
     try:
         return load_results(names), ""
     except FileNotFoundError as err:
-        log(f"{err}\n-> running the QUICK smoke comparison instead (tiny models, seconds; these "
-            "are not the measured tables)")
+        log(
+            f"{err}\n-> running the QUICK smoke comparison instead (tiny models, seconds; these "
+            "are not the measured tables)"
+        )
     out = Path(tempfile.mkdtemp(prefix="tabular-quick-"))
     results = {
         name: run_comparison(load_config(name, QUICK), out / name, log=None)
@@ -71,21 +93,31 @@ def load_or_quick(names: list[str], log=print) -> tuple[dict[str, dict], str]:
 
 # Var-JEPA's Table 1: the full ELBO and its ablations, the run folders of
 # experiments/tabular_var_jepa.sh sim
-ABLATIONS = {"full ELBO": "simulation", "no KL on s_x": "simulation_no_kl_sx",
-             "no reconstruction / generation": "simulation_no_recon_gen",
-             "no KL at all": "simulation_no_kl"}
+ABLATIONS = {
+    "full ELBO": "simulation",
+    "no KL on s_x": "simulation_no_kl_sx",
+    "no reconstruction / generation": "simulation_no_recon_gen",
+    "no KL at all": "simulation_no_kl",
+}
 
 
 def simulation_table(results: dict[str, dict]) -> str:
     """Markdown: one row per ablation present in `results` ({run folder name: results}), the
     simulation-study metrics and two Spearman correlations with the exact ambiguity, mean +- std
     over seeds."""
-    cols = [("simulation", "probe_sx"), ("simulation", "probe_sy"),
-            ("simulation", "kl_aggregate"), ("simulation", "cov_minus_i"),
-            ("spearman", "target_posterior"), ("spearman", "predictor_loo")]
-    lines = ["| ELBO | probe acc. from s_x | from s_y | KL(aggregate q(s_x) ‖ N(0,I)) (nats) | "
-             "‖Cov − I‖_F | Spearman: target posterior std | predictor std (leave one out) |",
-             "|---|" + "---|" * len(cols)]
+    cols = [
+        ("simulation", "probe_sx"),
+        ("simulation", "probe_sy"),
+        ("simulation", "kl_aggregate"),
+        ("simulation", "cov_minus_i"),
+        ("spearman", "target_posterior"),
+        ("spearman", "predictor_loo"),
+    ]
+    lines = [
+        "| ELBO | probe acc. from s_x | from s_y | KL(aggregate q(s_x) ‖ N(0,I)) (nats) | "
+        "‖Cov − I‖_F | Spearman: target posterior std | predictor std (leave one out) |",
+        "|---|" + "---|" * len(cols),
+    ]
     for variant, name in ABLATIONS.items():
         if name in results:
             s = summarise(results[name])
@@ -118,32 +150,41 @@ def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
 def _var_selective(res: dict) -> dict:
     """The selective-prediction curves of the Var-T-JEPA pool that carries the uncertainties."""
     sel = summarise(res)["selective"]
-    return next(v for k, v in sel.items() if k.startswith("var_t_jepa") and
-                len(next(iter(v.values()))) > 1)
+    return next(
+        v for k, v in sel.items() if k.startswith("var_t_jepa") and len(next(iter(v.values()))) > 1
+    )
 
 
 def plot_ambiguity(res: dict, seed: int = 0) -> Figure:
     """Latent uncertainty of each kind (and the mixture's exact predictive std, "oracle") vs the
     exact ambiguity H(component | row), test rows of one seed, Spearman in the titles (mean +- std
     over seeds in the suptitle)."""
-    run = next(r for r in res["runs"]
-               if r["method"] == "var_t_jepa" and r["seed"] == seed and "uncertainty_test" in r)
+    run = next(
+        r
+        for r in res["runs"]
+        if r["method"] == "var_t_jepa" and r["seed"] == seed and "uncertainty_test" in r
+    )
     amb = np.array(res["ambiguity_test"])
     values = {**run["uncertainty_test"], "oracle": res["oracle_std_test"]}
     cols = math.ceil(len(values) / 2)
     fig = Figure(figsize=(3.2 * cols, 5.6), layout="constrained")
     axes = fig.subplots(2, cols, squeeze=False).ravel()
-    for ax in axes[len(values):]:
+    for ax in axes[len(values) :]:
         ax.set_axis_off()
     for ax, (kind, unc) in zip(axes, values.items(), strict=False):
         ax.scatter(amb, unc, s=4, alpha=0.5, color=KIND_STYLE[kind][0])
         rho = spearmanr(unc, amb).statistic
-        ax.set(title=f"{kind}: Spearman {rho:.2f}", xlabel="exact ambiguity H (nats)",
-               ylabel="exact predictive std" if kind == "oracle" else "latent std (mean)")
+        ax.set(
+            title=f"{kind}: Spearman {rho:.2f}",
+            xlabel="exact ambiguity H (nats)",
+            ylabel="exact predictive std" if kind == "oracle" else "latent std (mean)",
+        )
     spread = summarise(res)["spearman"]
     text = "; ".join(f"{k} {m:.2f} ± {d:.2f}" for k, (m, d) in spread.items())
-    fig.suptitle(f"Spearman over seeds: {text}\n(source, its own simulated table: "
-                 f"{SOURCE_SPEARMAN})", fontsize=8)
+    fig.suptitle(
+        f"Spearman over seeds: {text}\n(source, its own simulated table: {SOURCE_SPEARMAN})",
+        fontsize=8,
+    )
     return fig
 
 

@@ -61,8 +61,15 @@ class FeatureTokenizer(nn.Module):
 class Backbone(nn.Module):
     """Tokenizer + transformer encoder; runs on the kept token positions only (context)."""
 
-    def __init__(self, n_num: int, cardinalities: list[int], width: int, depth: int, heads: int,
-                 mlp_ratio: float):
+    def __init__(
+        self,
+        n_num: int,
+        cardinalities: list[int],
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+    ):
         super().__init__()
         self.tokenizer = FeatureTokenizer(n_num, cardinalities, width)
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
@@ -85,8 +92,17 @@ class TokenPredictor(nn.Module):
     mask token + position per target slot, optional conditioning token (Var-T-JEPA: z); all M
     target sets in one pass (the context repeated M times along the batch)."""
 
-    def __init__(self, n_tokens: int, in_dim: int, width: int, depth: int, heads: int,
-                 mlp_ratio: float, out_dim: int, cond_dim: int = 0):
+    def __init__(
+        self,
+        n_tokens: int,
+        in_dim: int,
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+        out_dim: int,
+        cond_dim: int = 0,
+    ):
         super().__init__()
         self.embed = nn.Linear(in_dim, width)
         self.cond = nn.Linear(cond_dim, width) if cond_dim else None
@@ -125,8 +141,15 @@ class TJEPA(nn.Module):
     def __init__(self, n_num: int, cardinalities: list[int], m):
         super().__init__()
         self.backbone = Backbone(n_num, cardinalities, m.width, m.depth, m.heads, m.mlp_ratio)
-        self.predictor = TokenPredictor(self.backbone.n_tokens, m.width, m.pred_width,
-                                        m.pred_depth, m.pred_heads, m.mlp_ratio, m.width)
+        self.predictor = TokenPredictor(
+            self.backbone.n_tokens,
+            m.width,
+            m.pred_width,
+            m.pred_depth,
+            m.pred_heads,
+            m.mlp_ratio,
+            m.width,
+        )
 
     def forward(self, x_num, x_cat, context_idx, target_idx, target_tokens, loss: str = "l2"):
         """target_tokens (B*M, Lt, width) from the target backbone -> {'loss', 'jepa'}:
@@ -146,8 +169,13 @@ class FeatureDecoder(nn.Module):
     categorical j: softmax(A_j s_j + c_j)
     over its cardinality (one head per feature, padded to the largest cardinality and masked)."""
 
-    def __init__(self, latent_dim: int, n_num: int, cardinalities: list[int],
-                 fixed_logvar: float | None = None):
+    def __init__(
+        self,
+        latent_dim: int,
+        n_num: int,
+        cardinalities: list[int],
+        fixed_logvar: float | None = None,
+    ):
         super().__init__()
         self.n_num, self.fixed_logvar = n_num, fixed_logvar
         self.num_w = nn.Parameter(torch.randn(max(n_num, 1), latent_dim, 2) * latent_dim**-0.5)
@@ -198,10 +226,19 @@ class VarTJEPA(nn.Module):
         k = m.latent_dim
         self.sx_head = nn.Linear(m.width, 2 * k)
         self.sy_head = nn.Linear(m.width, 2 * k)
-        self.z_head = nn.Sequential(nn.Linear(k, m.width), nn.GELU(),
-                                    nn.Linear(m.width, 2 * m.z_dim))
-        self.predictor = TokenPredictor(self.backbone.n_tokens, k, m.pred_width, m.pred_depth,
-                                        m.pred_heads, m.mlp_ratio, 2 * k, cond_dim=m.z_dim)
+        self.z_head = nn.Sequential(
+            nn.Linear(k, m.width), nn.GELU(), nn.Linear(m.width, 2 * m.z_dim)
+        )
+        self.predictor = TokenPredictor(
+            self.backbone.n_tokens,
+            k,
+            m.pred_width,
+            m.pred_depth,
+            m.pred_heads,
+            m.mlp_ratio,
+            2 * k,
+            cond_dim=m.z_dim,
+        )
         self.decoder = FeatureDecoder(k, n_num, cardinalities, v.decoder_logvar)
         init_weights(nn.ModuleList([self.sx_head, self.sy_head, self.z_head]))
         self.var = v
@@ -248,7 +285,7 @@ class VarTJEPA(nn.Module):
         mu_p, lv_p = self.prior_sy(s_x, context_idx, target_idx, z)
         mu_q, lv_q = self.posterior_sy(x_num, x_cat, context_idx, target_idx)
         s_y = reparameterise(mu_q, lv_q, generator)
-        feat_ctx = (context_idx[:, 1:] - 1)  # drop [REG] (position 0), token j+1 = feature j
+        feat_ctx = context_idx[:, 1:] - 1  # drop [REG] (position 0), token j+1 = feature j
         recon = self.decoder.log_prob(s_x[:, 1:], feat_ctx, x_num, x_cat).sum(1)
         feat_tgt = (target_idx - 1).reshape(b, m * lt)
         gen = self.decoder.log_prob(s_y.reshape(b, m * lt, -1), feat_tgt, x_num, x_cat).sum(1)

@@ -84,22 +84,30 @@ def build(cfg: TabularConfig, table: Table, device: torch.device | None = None) 
         raise DatasetError(f"table '{table.name}' has {table.n_features} features; JEPA needs >= 2")
     n, batch = len(table.y_train), cfg.train.batch_size
     if batch > n:
-        raise ConfigError(f"train.batch_size {batch} exceeds the {n} training rows of "
-                         f"'{table.name}'; lower it, e.g. --set train.batch_size={n // 2}")
+        raise ConfigError(
+            f"train.batch_size {batch} exceeds the {n} training rows of "
+            f"'{table.name}'; lower it, e.g. --set train.batch_size={n // 2}"
+        )
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, table).to(device)
     target = None
     if cfg.model.method == "t_jepa":
         target = copy.deepcopy(model.backbone).requires_grad_(False)
     o = cfg.optim
-    optimizer = torch.optim.AdamW(_param_groups(model), lr=o.lr, betas=o.betas,
-                                  weight_decay=o.wd_start)
+    optimizer = torch.optim.AdamW(
+        _param_groups(model), lr=o.lr, betas=o.betas, weight_decay=o.wd_start
+    )
     steps_per_epoch = n // batch
     state = TabState(
-        cfg, device, model, target, optimizer,
+        cfg,
+        device,
+        model,
+        target,
+        optimizer,
         torch.as_tensor(table.x_num_train, device=device),
         torch.as_tensor(table.x_cat_train, device=device),
-        steps_per_epoch, max(1, math.ceil(cfg.train.epochs * steps_per_epoch)),
+        steps_per_epoch,
+        max(1, math.ceil(cfg.train.epochs * steps_per_epoch)),
     )
     return state
 
@@ -110,12 +118,16 @@ def sample_batch(state: TabState, step: int) -> Batch:
     idx = batch_indices(len(state.x_num), cfg.train.batch_size, step, cfg.train.seed, dev)
     m = cfg.mask
     masks = sample_feature_masks(
-        len(idx), state.model.backbone.n_tokens - 1, seeded_generator(torch.device("cpu"),
-                                                                cfg.train.seed, step, 2),
-        m.num_targets, m.context_share, m.target_share,
+        len(idx),
+        state.model.backbone.n_tokens - 1,
+        seeded_generator(torch.device("cpu"), cfg.train.seed, step, 2),
+        m.num_targets,
+        m.context_share,
+        m.target_share,
     )
-    return Batch(state.x_num[idx], state.x_cat[idx], masks.context.to(dev),
-                 masks.targets.to(dev), step)
+    return Batch(
+        state.x_num[idx], state.x_cat[idx], masks.context.to(dev), masks.targets.to(dev), step
+    )
 
 
 def schedules(state: TabState, step: int) -> dict[str, float]:
@@ -145,8 +157,9 @@ def compute_loss(state: TabState, batch: Batch, beta: float) -> dict[str, torch.
         if cfg.model.layer_norm_targets:
             t = F.layer_norm(t, t.shape[-1:])
         targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
-    return model(batch.x_num, batch.x_cat, batch.context_idx, batch.target_idx, targets,
-                 cfg.optim.loss)
+    return model(
+        batch.x_num, batch.x_cat, batch.context_idx, batch.target_idx, targets, cfg.optim.loss
+    )
 
 
 def train_step(state: TabState, batch: Batch) -> dict[str, float]:
@@ -158,14 +171,17 @@ def train_step(state: TabState, batch: Batch) -> dict[str, float]:
     out = compute_loss(state, batch, sched["beta"])
     loss = out["loss"]
     if not torch.isfinite(loss):
-        raise NonFiniteLoss(f"loss became {loss.item()} at step {state.step} "
-                            f"({ {k: v.item() for k, v in out.items()} })")
+        raise NonFiniteLoss(
+            f"loss became {loss.item()} at step {state.step} "
+            f"({ {k: v.item() for k, v in out.items()} })"
+        )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = float("nan")
     if state.cfg.optim.clip_grad > 0:
-        grad_norm = float(nn.utils.clip_grad_norm_(state.model.parameters(),
-                                                   state.cfg.optim.clip_grad))
+        grad_norm = float(
+            nn.utils.clip_grad_norm_(state.model.parameters(), state.cfg.optim.clip_grad)
+        )
     state.optimizer.step()
     if state.target is not None:
         ema_update(state.target, state.model.backbone, sched["momentum"])
@@ -187,16 +203,19 @@ def save(path: str | Path, state: TabState) -> None:
     """Write the state to `path` atomically (`checkpoint.atomic_torch_save`). Only tensors and
     plain types, so `load` reads it with `torch.load(weights_only=True)`; no RNG state is needed
     to resume, as every random draw comes from a generator seeded by (seed, step)."""
-    atomic_torch_save(path, {
-        "kind": "sparsejepa.tabular",
-        "step": state.step,
-        "seconds": state.seconds,
-        "config": to_dict(state.cfg),
-        "model": state.model.state_dict(),
-        "target": state.target.state_dict() if state.target is not None else None,
-        "optimizer": state.optimizer.state_dict(),
-        "code": code_version(),
-    })
+    atomic_torch_save(
+        path,
+        {
+            "kind": "sparsejepa.tabular",
+            "step": state.step,
+            "seconds": state.seconds,
+            "config": to_dict(state.cfg),
+            "model": state.model.state_dict(),
+            "target": state.target.state_dict() if state.target is not None else None,
+            "optimizer": state.optimizer.state_dict(),
+            "code": code_version(),
+        },
+    )
 
 
 def load(path: str | Path, device="cpu") -> dict:
@@ -208,8 +227,10 @@ def load(path: str | Path, device="cpu") -> dict:
         raise CheckpointError(f"'{path}' is not a sparsejepa tabular checkpoint")
     missing = {"step", "seconds", "config", "model", "target", "optimizer"} - set(payload)
     if missing:
-        raise CheckpointError(f"'{path}' lacks {sorted(missing)} (written by an older version); "
-                              "train again with --fresh")
+        raise CheckpointError(
+            f"'{path}' lacks {sorted(missing)} (written by an older version); "
+            "train again with --fresh"
+        )
     return payload
 
 
@@ -235,8 +256,15 @@ def load_trained(path: str | Path, table: Table | None = None, device="cpu") -> 
 # ----------------------------------------------------------------------------- loop
 
 
-def train(cfg: TabularConfig, out_dir: str | Path, *, resume: bool = True,
-          stop_at: int | None = None, table: Table | None = None, log=print) -> TabState:
+def train(
+    cfg: TabularConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    stop_at: int | None = None,
+    table: Table | None = None,
+    log=print,
+) -> TabState:
     """Train for cfg.train.epochs, writing config.json, metrics.jsonl and ckpt.pt to out_dir.
 
     resume: continue from out_dir/ckpt.pt when present. stop_at: stop (with a checkpoint) after
@@ -250,8 +278,10 @@ def train(cfg: TabularConfig, out_dir: str | Path, *, resume: bool = True,
     if resume and ckpt.exists():
         restore(state, load(ckpt, state.device), ckpt)
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    fixed = (torch.as_tensor(table.x_num_train[:512], device=state.device),
-             torch.as_tensor(table.x_cat_train[:512], device=state.device))
+    fixed = (
+        torch.as_tensor(table.x_num_train[:512], device=state.device),
+        torch.as_tensor(table.x_cat_train[:512], device=state.device),
+    )
     end = state.total_steps if stop_at is None else min(stop_at, state.total_steps)
     tic = time.perf_counter()
     with open(out / "metrics.jsonl", "a") as metrics_file:
@@ -261,23 +291,34 @@ def train(cfg: TabularConfig, out_dir: str | Path, *, resume: bool = True,
                 m = train_step(state, sample_batch(state, state.step))
                 state.seconds += time.perf_counter() - step_tic
             except NonFiniteLoss as err:
-                raise NonFiniteLoss(f"{err}. The last good checkpoint is kept at {ckpt} "
-                                    "(lower optim.lr or raise optim.warmup_epochs)") from None
+                raise NonFiniteLoss(
+                    f"{err}. The last good checkpoint is kept at {ckpt} "
+                    "(lower optim.lr or raise optim.warmup_epochs)"
+                ) from None
             step = state.step
             if step % cfg.train.log_every == 0 or step == end:
                 if step % cfg.train.rankme_every == 0 or step == end:
                     with torch.no_grad():
                         m["rankme"] = rankme(encoder_of(state)(*fixed).mean(1))
-                m.update(step=step, epoch=step / state.steps_per_epoch,
-                         seconds=time.perf_counter() - tic)
-                metrics_file.write(json.dumps(
-                    {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                     for k, v in m.items()}) + "\n")
+                m.update(
+                    step=step, epoch=step / state.steps_per_epoch, seconds=time.perf_counter() - tic
+                )
+                metrics_file.write(
+                    json.dumps(
+                        {
+                            k: (None if isinstance(v, float) and math.isnan(v) else v)
+                            for k, v in m.items()
+                        }
+                    )
+                    + "\n"
+                )
                 metrics_file.flush()
                 if log:
-                    log(f"[{cfg.name}] step {step}/{end} loss {m['loss']:.4f} "
+                    log(
+                        f"[{cfg.name}] step {step}/{end} loss {m['loss']:.4f} "
                         f"lr {m['lr']:.2e}"
-                        + (f" rankme {m['rankme']:.1f}" if "rankme" in m else ""))
+                        + (f" rankme {m['rankme']:.1f}" if "rankme" in m else "")
+                    )
             if step % cfg.train.ckpt_every == 0 or step == end:
                 save(ckpt, state)
     return state

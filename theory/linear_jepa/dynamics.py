@@ -193,6 +193,7 @@ def _closed_form_gd(lam: float, rho: float, depth: int, objective: str, u0: floa
         log_term = np.log(u1 * (1 - u0 / rho) / (u0 * (1 - u1 / rho)))
         return (powers.sum() + rho ** (1 - 2 * depth) * log_term) / lam
     if depth == 1:
+
         def antiderivative(u):
             return np.log(u) - 0.5 * np.log1p(-(u**2) / rho)
     else:
@@ -201,6 +202,7 @@ def _closed_form_gd(lam: float, rho: float, depth: int, objective: str, u0: floa
         def antiderivative(u):
             z = u ** (depth + 1) / rho
             return u ** (1 - depth) / (1 - depth) * special.hyp2f1(1.0, a, a + 1.0, z)
+
     return (antiderivative(u1) - antiderivative(u0)) / lam
 
 
@@ -210,13 +212,15 @@ def _quadrature_gd(lam: float, rho: float, depth: int, objective: str, u0: float
         u = np.exp(s)
         return u / _per_layer_rate(u, lam, rho, depth, objective)
 
-    value, _ = integrate.quad(integrand, np.log(u0), np.log(u1), epsabs=0.0, epsrel=1e-12,
-                              limit=200)
+    value, _ = integrate.quad(
+        integrand, np.log(u0), np.log(u1), epsabs=0.0, epsrel=1e-12, limit=200
+    )
     return value
 
 
-def _ode_hitting_time_gd(lam: float, rho: float, depth: int, objective: str, eps: float,
-                         target: float) -> float:
+def _ode_hitting_time_gd(
+    lam: float, rho: float, depth: int, objective: str, eps: float, target: float
+) -> float:
     event_level = np.log(target)
 
     def reached(_t: float, log_w: np.ndarray) -> float:
@@ -228,8 +232,15 @@ def _ode_hitting_time_gd(lam: float, rho: float, depth: int, objective: str, eps
     horizon = critical_time_series(lam, rho, depth, objective, eps)
     start, state = 0.0, np.array([np.log(eps)])
     for _ in range(60):  # extend the horizon until the event fires
-        sol = integrate.solve_ivp(rhs, (start, start + horizon), state, method="LSODA",
-                                  events=reached, rtol=1e-12, atol=1e-14)
+        sol = integrate.solve_ivp(
+            rhs,
+            (start, start + horizon),
+            state,
+            method="LSODA",
+            events=reached,
+            rtol=1e-12,
+            atol=1e-14,
+        )
         if not sol.success:
             raise RuntimeError(f"ODE integration failed: {sol.message}")
         if sol.t_events[0].size:
@@ -298,16 +309,18 @@ def critical_time_series(
 # learning order
 
 
-def learned_first(a: Feature, b: Feature, depth: int, objective: str, eps: float,
-                  p: float = 0.5) -> int:
+def learned_first(
+    a: Feature, b: Feature, depth: int, objective: str, eps: float, p: float = 0.5
+) -> int:
     """0 if feature a reaches p of its fixed point first, 1 if b does (ties go to a)."""
     t_a = critical_time(a[0], a[1], depth, objective, eps, p)
     t_b = critical_time(b[0], b[1], depth, objective, eps, p)
     return 0 if t_a <= t_b else 1
 
 
-def inversion_depth(a: Feature, b: Feature, objective: str, eps: float, p: float = 0.5,
-                    max_depth: int = 10) -> int | None:
+def inversion_depth(
+    a: Feature, b: Feature, objective: str, eps: float, p: float = 0.5, max_depth: int = 10
+) -> int | None:
     """Smallest depth at which the learning order of a and b differs from the order at depth 1;
     None if it does not change up to max_depth."""
     _check_depth(max_depth)
@@ -318,8 +331,12 @@ def inversion_depth(a: Feature, b: Feature, objective: str, eps: float, p: float
     return None
 
 
-def sample_feature_pairs(rng: np.random.Generator, n_pairs: int, lambda_ratio: tuple[float, float],
-                         rho_range: tuple[float, float]) -> np.ndarray:
+def sample_feature_pairs(
+    rng: np.random.Generator,
+    n_pairs: int,
+    lambda_ratio: tuple[float, float],
+    rho_range: tuple[float, float],
+) -> np.ndarray:
     """Random pairs (lam_A, rho_A, lam_B, rho_B), shape (n_pairs, 4): lam_B = 1,
     lam_A / lam_B ~ U(lambda_ratio), rho_A, rho_B log-uniform on rho_range (order depends on
     lambda only through the ratio, so lam_B = 1 loses nothing)."""
@@ -334,14 +351,16 @@ def sample_feature_pairs(rng: np.random.Generator, n_pairs: int, lambda_ratio: t
     return np.column_stack([ratio, rhos[:, 0], np.ones(n_pairs), rhos[:, 1]])
 
 
-def order_survey(pairs: np.ndarray, depths: list[int], objective: str, eps: float,
-                 p: float = 0.5) -> np.ndarray:
+def order_survey(
+    pairs: np.ndarray, depths: list[int], objective: str, eps: float, p: float = 0.5
+) -> np.ndarray:
     """Boolean (n_pairs, len(depths)): True where feature B of a pair (lam_A, rho_A, lam_B, rho_B)
     is learned strictly before feature A."""
     pairs = np.asarray(pairs, dtype=float)
     if pairs.ndim != 2 or pairs.shape[1] != 4:
-        raise ValueError(f"pairs must have shape (n, 4) = (lam_A, rho_A, lam_B, rho_B), "
-                         f"got {pairs.shape}")
+        raise ValueError(
+            f"pairs must have shape (n, 4) = (lam_A, rho_A, lam_B, rho_B), got {pairs.shape}"
+        )
     out = np.zeros((len(pairs), len(depths)), dtype=bool)
     for i, (lam_a, rho_a, lam_b, rho_b) in enumerate(pairs):
         for j, depth in enumerate(depths):

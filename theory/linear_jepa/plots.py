@@ -36,20 +36,27 @@ def plot_trajectories(
     fig = Figure(figsize=(4.0 * 2 * len(sets), 2.8 * len(depths)), layout="constrained")
     axes = fig.subplots(len(depths), 2 * len(sets), squeeze=False)
     n_features = len(lambdas)
-    colours = [(0.15 + 0.7 * (1 - k / max(n_features - 1, 1)),) * 2 + (0.85,)
-               for k in range(n_features)]
+    colours = [
+        (0.15 + 0.7 * (1 - k / max(n_features - 1, 1)),) * 2 + (0.85,) for k in range(n_features)
+    ]
     for row, depth in enumerate(depths):
         for s, (name, (lam, rho)) in enumerate(sets.items()):
             for o, objective in enumerate(OBJECTIVES):
                 ax = axes[row, 2 * s + o]
-                t_end = 3 * max(critical_time(lv, rv, depth, objective, eps)
-                                for lv, rv in zip(lam, rho, strict=True))
+                t_end = 3 * max(
+                    critical_time(lv, rv, depth, objective, eps)
+                    for lv, rv in zip(lam, rho, strict=True)
+                )
                 times = np.geomspace(t_end * 1e-3, t_end, n_times)
                 w = encoder_trajectory(lam, rho, depth, objective, eps, np.r_[0.0, times])[1:]
                 w_star = np.array([fixed_point(r, depth, objective).encoder for r in rho])
                 for k in range(n_features):
-                    ax.plot(times, w[:, k] / w_star[k], color=colours[k],
-                            label=f"$\\lambda$={lam[k]:g}, $\\rho$={rho[k]:g}")
+                    ax.plot(
+                        times,
+                        w[:, k] / w_star[k],
+                        color=colours[k],
+                        label=f"$\\lambda$={lam[k]:g}, $\\rho$={rho[k]:g}",
+                    )
                 ax.set_xscale("log")
                 ax.set_ylim(-0.03, 1.05)
                 ax.set_title(f"{objective.upper()}, L={depth}\n{name}", fontsize=9)
@@ -77,13 +84,18 @@ def plot_critical_time_ratio(
     left, right = fig.subplots(1, 2)
     depths = np.arange(1, max_depth + 1)
     for objective, marker in zip(OBJECTIVES, ("o", "s"), strict=True):
-        ratio = [critical_time(1.0, rho_low, d, objective, eps, p)
-                 / critical_time(1.0, rho_high, d, objective, eps, p) for d in depths]
+        ratio = [
+            critical_time(1.0, rho_low, d, objective, eps, p)
+            / critical_time(1.0, rho_high, d, objective, eps, p)
+            for d in depths
+        ]
         left.plot(depths, ratio, marker=marker, label=objective.upper())
-        valid = [d for d in depths
-                 if _critical_time_defined(pair, d, objective, pair_eps, p)]
-        pair_ratio = [critical_time(*pair[0], d, objective, pair_eps, p)
-                      / critical_time(*pair[1], d, objective, pair_eps, p) for d in valid]
+        valid = [d for d in depths if _critical_time_defined(pair, d, objective, pair_eps, p)]
+        pair_ratio = [
+            critical_time(*pair[0], d, objective, pair_eps, p)
+            / critical_time(*pair[1], d, objective, pair_eps, p)
+            for d in valid
+        ]
         right.plot(valid, pair_ratio, marker=marker, label=objective.upper())
     left.set_yscale("log")
     left.set_xlabel("depth L")

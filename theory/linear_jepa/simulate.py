@@ -118,8 +118,9 @@ def empirical_covariances(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
 # gradient descent
 
 
-def initial_factors(d: int, depth: int, eps: float, init: str = "aligned",
-                    rng: np.random.Generator | None = None) -> list[np.ndarray]:
+def initial_factors(
+    d: int, depth: int, eps: float, init: str = "aligned", rng: np.random.Generator | None = None
+) -> list[np.ndarray]:
     """Factors [W^1, ..., W^L, V], each eps^(1/L) times I ("aligned") or times an independent Haar
     random orthogonal matrix ("orthogonal", balanced but not aligned with the features)."""
     if init not in INITS:
@@ -142,10 +143,15 @@ def initial_factors(d: int, depth: int, eps: float, init: str = "aligned",
 def _check_covariances(sigma_xx, sigma_yx) -> tuple[np.ndarray, np.ndarray]:
     sigma_xx = np.asarray(sigma_xx, dtype=float)
     sigma_yx = np.asarray(sigma_yx, dtype=float)
-    if sigma_xx.ndim != 2 or sigma_xx.shape[0] != sigma_xx.shape[1] or \
-            sigma_yx.shape != sigma_xx.shape:
-        raise ValueError(f"sigma_xx and sigma_yx must be square (d, d) arrays of equal shape, got "
-                         f"{sigma_xx.shape} and {sigma_yx.shape}")
+    if (
+        sigma_xx.ndim != 2
+        or sigma_xx.shape[0] != sigma_xx.shape[1]
+        or sigma_yx.shape != sigma_xx.shape
+    ):
+        raise ValueError(
+            f"sigma_xx and sigma_yx must be square (d, d) arrays of equal shape, got "
+            f"{sigma_xx.shape} and {sigma_yx.shape}"
+        )
     if not (np.all(np.isfinite(sigma_xx)) and np.all(np.isfinite(sigma_yx))):
         raise ValueError("covariances contain NaN or inf")
     if not np.allclose(sigma_xx, sigma_xx.T):
@@ -166,12 +172,17 @@ def _products(factors: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def _imbalance(factors: list[np.ndarray]) -> np.ndarray:
-    return np.stack([factors[a + 1].T @ factors[a + 1] - factors[a] @ factors[a].T
-                     for a in range(len(factors) - 1)])
+    return np.stack(
+        [
+            factors[a + 1].T @ factors[a + 1] - factors[a] @ factors[a].T
+            for a in range(len(factors) - 1)
+        ]
+    )
 
 
-def gd_step(factors: list[np.ndarray], sigma_xx: np.ndarray, sigma_yx: np.ndarray,
-            objective: str, lr: float) -> list[np.ndarray]:
+def gd_step(
+    factors: list[np.ndarray], sigma_xx: np.ndarray, sigma_yx: np.ndarray, objective: str, lr: float
+) -> list[np.ndarray]:
     """One GD step on all factors [W^1, ..., W^L, V]; returns new arrays (inputs untouched)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; use one of {OBJECTIVES}")

@@ -23,16 +23,25 @@ def test_closed_form_matches_definition():
     assert theory.gaussian_multiinformation(R) == pytest.approx(-0.5 * math.log(1 - 0.36))
     # covariance instead of correlation: same value (scale invariance)
     assert theory.gaussian_multiinformation(4 * R) == pytest.approx(
-        theory.gaussian_multiinformation(R))
+        theory.gaussian_multiinformation(R)
+    )
     # block-diagonal R with groups equal to the blocks: no between-group dependence
     B = np.kron(np.eye(2), R)
     assert theory.gaussian_multiinformation(B, [[0, 1], [2, 3]]) == pytest.approx(0, abs=1e-12)
     assert theory.gaussian_multiinformation(B) == pytest.approx(2 * (-0.5 * math.log(0.64)))
 
 
-@pytest.mark.parametrize(("method", "n", "rel_tol"), [
-    ("gaussian", 4000, 0.06), ("copula", 4000, 0.08), ("ksg", 3000, 0.15),
-    ("kl", 3000, 0.35), ("kl_copula", 3000, 0.1), ("binned", 20000, 0.35)])
+@pytest.mark.parametrize(
+    ("method", "n", "rel_tol"),
+    [
+        ("gaussian", 4000, 0.06),
+        ("copula", 4000, 0.08),
+        ("ksg", 3000, 0.15),
+        ("kl", 3000, 0.35),
+        ("kl_copula", 3000, 0.1),
+        ("binned", 20000, 0.35),
+    ],
+)
 def test_estimators_recover_gaussian_truth(method, n, rel_tol):
     # tolerances: a few times the spread over seeds observed for each estimator at this N (d = 3)
     values = []
@@ -56,19 +65,24 @@ def test_copula_and_ksg_invariant_to_monotone_maps():
     Y = np.column_stack([np.exp(X[:, 0]), X[:, 1] ** 3, 2 * X[:, 2] + 1, np.tanh(X[:, 3])])
     for method in ("copula", "ksg", "kl_copula"):  # all depend on the ranks only
         assert theory.multiinformation(Y, method=method, seed=3) == pytest.approx(
-            theory.multiinformation(X, method=method, seed=3), abs=1e-9), method
+            theory.multiinformation(X, method=method, seed=3), abs=1e-9
+        ), method
     # the plain Gaussian estimator is not invariant: it is biased by the non-Gaussian marginals
-    assert abs(theory.multiinformation(Y, method="gaussian")
-               - theory.gaussian_multiinformation(R)) > 0.05
+    assert (
+        abs(theory.multiinformation(Y, method="gaussian") - theory.gaussian_multiinformation(R))
+        > 0.05
+    )
 
 
 def test_base_converts_units():
     X, _ = correlated_gaussian(500, 3, 0.5, 0)
     nats = theory.multiinformation(X, method="gaussian")
     assert theory.multiinformation(X, method="gaussian", base=2) == pytest.approx(
-        nats / math.log(2))
+        nats / math.log(2)
+    )
     assert theory.multiinformation(X, method="ksg", base=2, seed=1) == pytest.approx(
-        theory.multiinformation(X, method="ksg", seed=1) / math.log(2))
+        theory.multiinformation(X, method="ksg", seed=1) / math.log(2)
+    )
 
 
 def test_torch_input_and_input_not_mutated():
@@ -97,13 +111,17 @@ def test_brute_force_knn_matches_kdtree(data):
     from theory import knn
 
     rng = np.random.default_rng(0)
-    Y = {"gaussian": lambda: rng.standard_normal((700, 12)),
-         "near-ties": lambda: rng.integers(0, 3, (700, 12)) + 1e-9 * rng.standard_normal((700, 12)),
-         "cauchy": lambda: rng.standard_cauchy((700, 12))}[data]()
+    Y = {
+        "gaussian": lambda: rng.standard_normal((700, 12)),
+        "near-ties": lambda: rng.integers(0, 3, (700, 12)) + 1e-9 * rng.standard_normal((700, 12)),
+        "cauchy": lambda: rng.standard_cauchy((700, 12)),
+    }[data]()
     eps = cKDTree(Y).query(Y, k=4, p=np.inf)[0][:, 3]
     block = Y[:, :11]  # marginal counts in a sub-block: the k-th neighbour may sit exactly at eps
-    counts = cKDTree(block).query_ball_point(block, np.nextafter(eps, 0), p=np.inf,
-                                             return_length=True) - 1
+    counts = (
+        cKDTree(block).query_ball_point(block, np.nextafter(eps, 0), p=np.inf, return_length=True)
+        - 1
+    )
     for tile in (256, 300):  # 700 rows: 3 tiles, the last one partial
         np.testing.assert_array_equal(knn._knn_brute_distance(Y, 3, tile), eps)
         np.testing.assert_array_equal(knn._count_within_brute(block, eps, tile), counts)
@@ -126,10 +144,12 @@ def test_ksg_groups_between_block_mi():
     groups = [[0, 1], [2, 3]]
     truth = theory.gaussian_multiinformation(R, groups)
     assert theory.multiinformation(X, method="ksg", groups=groups, seed=0) == pytest.approx(
-        truth, rel=0.15)
+        truth, rel=0.15
+    )
     labels = ["a", "a", "b", "b"]  # the same groups as per-column labels
     assert theory.multiinformation(X, method="gaussian", groups=labels) == pytest.approx(
-        theory.multiinformation(X, method="gaussian", groups=groups))
+        theory.multiinformation(X, method="gaussian", groups=groups)
+    )
 
 
 def test_binned_exact_on_discrete_data():
@@ -151,8 +171,10 @@ def test_ci_covers_truth_and_is_reproducible():
     again = theory.multiinformation(X, method="gaussian", ci=0.95, n_boot=60, seed=0)
     assert (again.low, again.high) == (est.low, est.high)
     # width about 2 * 1.96 * the standard deviation seen across independent samples of size N
-    others = [theory.multiinformation(correlated_gaussian(2000, 4, 0.5, s)[0], method="gaussian")
-              for s in range(20, 40)]
+    others = [
+        theory.multiinformation(correlated_gaussian(2000, 4, 0.5, s)[0], method="gaussian")
+        for s in range(20, 40)
+    ]
     assert 0.5 < (est.high - est.low) / (2 * 1.96 * np.std(others)) < 2.0
 
 
@@ -189,8 +211,9 @@ def test_neural_is_deterministic_and_sees_dependence():
     assert neural(X, blocks, np.random.default_rng(0), epochs=4) == v  # deterministic on CPU
     assert 0.2 < v < 2 * theory.gaussian_multiinformation(R)
     # a duplicated column makes the Gaussian baseline singular: it is left out, not inverted
-    dup = neural(np.column_stack([X, X[:, 0]]), parse_groups(None, 4), np.random.default_rng(0),
-                 epochs=4)
+    dup = neural(
+        np.column_stack([X, X[:, 0]]), parse_groups(None, 4), np.random.default_rng(0), epochs=4
+    )
     assert np.isfinite(dup) and dup > 0
 
 
@@ -205,7 +228,8 @@ def test_neural_gaussian_baseline_is_the_gaussian_log_ratio():
     R = np.corrcoef(X, rowvar=False)
     x = X[:7] / X.std(axis=0)  # any points; R is a correlation, so use standardised units
     expected = multivariate_normal(np.zeros(5), R).logpdf(x) - sum(
-        multivariate_normal(np.zeros(len(b)), R[np.ix_(b, b)]).logpdf(x[:, b]) for b in blocks)
+        multivariate_normal(np.zeros(len(b)), R[np.ix_(b, b)]).logpdf(x[:, b]) for b in blocks
+    )
     np.testing.assert_allclose(np.einsum("ni,ij,nj->n", x, A, x) + c, expected, rtol=1e-9)
 
 
@@ -233,6 +257,10 @@ def test_kl_copula_on_heavy_tailed_dependence():
     from theory.tasks import StudentTTask
 
     task = StudentTTask(np.eye(6), 3.0)
-    values = [theory.multiinformation(task.sample(5000, np.random.default_rng(s)),
-                                      method="kl_copula", seed=s) for s in range(3)]
+    values = [
+        theory.multiinformation(
+            task.sample(5000, np.random.default_rng(s)), method="kl_copula", seed=s
+        )
+        for s in range(3)
+    ]
     assert np.mean(values) == pytest.approx(task.true_value, rel=0.15)

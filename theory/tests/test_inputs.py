@@ -35,8 +35,9 @@ def test_too_few_samples_for_k():
         theory.multiinformation(X[:4], method="gaussian")
 
 
-@pytest.mark.parametrize("method", ["gaussian", "copula", "ksg", "kl", "kl_copula",
-                                    "knn_corrected", "auto"])
+@pytest.mark.parametrize(
+    "method", ["gaussian", "copula", "ksg", "kl", "kl_copula", "knn_corrected", "auto"]
+)
 def test_every_continuous_method_refuses_tiny_samples(method):
     # ksg on 2 rows of 6 columns used to print -1.0000 nats; auto on 8 rows of 4 independent
     # normals read from -0.53 to 3.32 nats
@@ -99,18 +100,21 @@ def test_linearly_dependent_columns_gaussian():
         theory.multiinformation(Y, method="gaussian")
 
 
-@pytest.mark.parametrize(("groups", "message"), [
-    ([[0, 1], [2]], r"do not cover columns \[3\]"),
-    ([[0, 1], [1, 2, 3]], "column 1 appears in groups 0 and 1"),
-    ([[0, 0], [1, 2, 3]], "column 0 appears twice in group 0"),
-    ([[0, 1], [2, 3, 4]], "column 4, out of range"),
-    ([[0, 1, 2, 3], []], "group 1 is empty"),
-    ([[0.5, 1], [2, 3]], "non-integer"),
-    (["a", "b", "a"], "one label per column"),
-    ([[0, 1], 2, 3], "mixes"),
-    ("0-1;2-3", "CLI spec"),
-    ([], "empty"),
-])
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ([[0, 1], [2]], r"do not cover columns \[3\]"),
+        ([[0, 1], [1, 2, 3]], "column 1 appears in groups 0 and 1"),
+        ([[0, 0], [1, 2, 3]], "column 0 appears twice in group 0"),
+        ([[0, 1], [2, 3, 4]], "column 4, out of range"),
+        ([[0, 1, 2, 3], []], "group 1 is empty"),
+        ([[0.5, 1], [2, 3]], "non-integer"),
+        (["a", "b", "a"], "one label per column"),
+        ([[0, 1], 2, 3], "mixes"),
+        ("0-1;2-3", "CLI spec"),
+        ([], "empty"),
+    ],
+)
 def test_bad_groups(groups, message):
     with pytest.raises(ValueError, match=message):
         theory.multiinformation(X, method="gaussian", groups=groups)

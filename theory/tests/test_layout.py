@@ -6,8 +6,18 @@ from pathlib import Path
 
 import pytest
 
-LAYERS = ["inputs", "closed_forms", "scores", "knn", "corrected", "neural", "estimators",
-          "monitor", "tasks", "cli"]
+LAYERS = [
+    "inputs",
+    "closed_forms",
+    "scores",
+    "knn",
+    "corrected",
+    "neural",
+    "estimators",
+    "monitor",
+    "tasks",
+    "cli",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,5 +37,5 @@ def theory_imports(name: str) -> set[str]:
 
 @pytest.mark.parametrize("name", LAYERS)
 def test_imports_only_earlier_layers(name):
-    earlier = set(LAYERS[:LAYERS.index(name)])
+    earlier = set(LAYERS[: LAYERS.index(name)])
     assert theory_imports(name) <= earlier, (name, theory_imports(name) - earlier)

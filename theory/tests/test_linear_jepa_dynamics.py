@@ -50,12 +50,15 @@ def test_paper_time_is_depth_times_gd_time():
         assert paper == pytest.approx(depth * gd, rel=1e-12)
         times = np.linspace(0.0, gd, 5)
         w_gd = encoder_trajectory([0.6], [2.0], depth, "mae", 0.01, times)
-        w_paper = encoder_trajectory([0.6], [2.0], depth, "mae", 0.01, depth * times,
-                                     convention="paper")
+        w_paper = encoder_trajectory(
+            [0.6], [2.0], depth, "mae", 0.01, depth * times, convention="paper"
+        )
         np.testing.assert_allclose(w_gd, w_paper, rtol=1e-7)
         w = np.array([0.05, 0.3])
-        np.testing.assert_allclose(encoder_rhs(w, 0.6, 2.0, depth, "jepa", "gd"),
-                                   depth * encoder_rhs(w, 0.6, 2.0, depth, "jepa", "paper"))
+        np.testing.assert_allclose(
+            encoder_rhs(w, 0.6, 2.0, depth, "jepa", "gd"),
+            depth * encoder_rhs(w, 0.6, 2.0, depth, "jepa", "paper"),
+        )
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 5])
@@ -72,8 +75,9 @@ def test_fixed_points(depth):
         assert w_end == pytest.approx(fp.encoder, rel=1e-6)
 
 
-@pytest.mark.parametrize("objective,depth", [("jepa", 1), ("jepa", 2), ("jepa", 4),
-                                             ("mae", 2), ("mae", 3), ("mae", 4)])
+@pytest.mark.parametrize(
+    "objective,depth", [("jepa", 1), ("jepa", 2), ("jepa", 4), ("mae", 2), ("mae", 3), ("mae", 4)]
+)
 def test_series_agrees_to_leading_order(objective, depth):
     for rho in (0.5, 2.0):
         errors = []
@@ -109,8 +113,13 @@ def test_jepa_critical_time_decreases_in_rho_and_ratio_grows_with_depth():
 
 
 def test_reference_order_inversion():
-    assert [learned_first(FEATURE_A, FEATURE_B, d, "jepa", 0.01) for d in (1, 2, 3, 4, 5)] == \
-        [0, 0, 1, 1, 1]
+    assert [learned_first(FEATURE_A, FEATURE_B, d, "jepa", 0.01) for d in (1, 2, 3, 4, 5)] == [
+        0,
+        0,
+        1,
+        1,
+        1,
+    ]
     assert inversion_depth(FEATURE_A, FEATURE_B, "jepa", eps=0.01, max_depth=5) == 3
     assert inversion_depth(FEATURE_A, FEATURE_B, "mae", eps=0.01, max_depth=8) is None
     with pytest.raises(ValueError, match="choose eps"):  # p rho_A^6 < eps at L = 6

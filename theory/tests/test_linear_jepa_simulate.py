@@ -22,15 +22,17 @@ RHO = np.array([0.9, 1.3, 0.7])
 
 
 def _horizon(depth, objective, eps, factor=3.0):
-    return factor * max(critical_time(lam, rho, depth, objective, eps)
-                        for lam, rho in zip(LAM, RHO, strict=True))
+    return factor * max(
+        critical_time(lam, rho, depth, objective, eps) for lam, rho in zip(LAM, RHO, strict=True)
+    )
 
 
 def _relative_trajectory_error(depth, objective, lr, eps=0.05):
     sigma_xx, sigma_yx = population_covariances(LAM, RHO)
     steps = int(_horizon(depth, objective, eps) / lr)
-    sim = simulate(sigma_xx, sigma_yx, depth, objective, lr, steps, eps=eps,
-                   record_every=max(1, steps // 100))
+    sim = simulate(
+        sigma_xx, sigma_yx, depth, objective, lr, steps, eps=eps, record_every=max(1, steps // 100)
+    )
     off_diagonal = sim.encoder - np.einsum("tii->ti", sim.encoder)[:, :, None] * np.eye(3)
     assert np.abs(off_diagonal).max() == 0.0  # aligned init stays diagonal
     ode = encoder_trajectory(LAM, RHO, depth, objective, eps, sim.times)  # gd-time convention
@@ -38,8 +40,9 @@ def _relative_trajectory_error(depth, objective, lr, eps=0.05):
     return np.abs(gd - ode).max() / np.abs(ode).max()
 
 
-@pytest.mark.parametrize("objective,depth", [("jepa", 1), ("jepa", 2), ("jepa", 3),
-                                             ("mae", 1), ("mae", 2), ("mae", 3)])
+@pytest.mark.parametrize(
+    "objective,depth", [("jepa", 1), ("jepa", 2), ("jepa", 3), ("mae", 1), ("mae", 2), ("mae", 3)]
+)
 def test_full_matrix_gd_matches_scalar_ode(objective, depth):
     assert _relative_trajectory_error(depth, objective, lr=0.02) < 0.015
 
@@ -55,8 +58,18 @@ def test_balancedness_conserved_to_order_of_step_size():
     for objective in ("jepa", "mae"):
         drifts = []
         for lr in (0.04, 0.02):
-            sim = simulate(sigma_xx, sigma_yx, 2, objective, lr, int(40 / lr), eps=0.3,
-                           init="orthogonal", rng=np.random.default_rng(1), record_every=50)
+            sim = simulate(
+                sigma_xx,
+                sigma_yx,
+                2,
+                objective,
+                lr,
+                int(40 / lr),
+                eps=0.3,
+                init="orthogonal",
+                rng=np.random.default_rng(1),
+                record_every=50,
+            )
             drifts.append(sim.balancedness_drift.max())
             assert np.abs(sim.encoder[-1]).max() > 0.1  # it did learn something
         assert drifts[1] < 5e-3
@@ -70,8 +83,9 @@ def test_gd_fixed_points(depth):
     sigma_xx, sigma_yx = population_covariances(LAM, RHO)
     for objective in ("jepa", "mae"):
         steps = int(_horizon(depth, objective, 0.1, factor=8.0) / 0.1)
-        sim = simulate(sigma_xx, sigma_yx, depth, objective, 0.1, steps, eps=0.1,
-                       record_every=steps)
+        sim = simulate(
+            sigma_xx, sigma_yx, depth, objective, 0.1, steps, eps=0.1, record_every=steps
+        )
         encoder, head = sim.encoder[-1], sim.head[-1]
         points = [fixed_point(rho, depth, objective) for rho in RHO]
         np.testing.assert_allclose(np.diag(encoder), [fp.encoder for fp in points], rtol=1e-6)
@@ -85,8 +99,16 @@ def test_general_covariance_is_rotation_equivariant():
     # aligned init is a multiple of I, so rotated covariances give the rotated trajectory
     rotation, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))
     sigma_xx, sigma_yx = population_covariances(LAM, RHO)
-    rotated = simulate(rotation @ sigma_xx @ rotation.T, rotation @ sigma_yx @ rotation.T, 2,
-                       "jepa", 0.05, 2000, eps=0.05, record_every=500)
+    rotated = simulate(
+        rotation @ sigma_xx @ rotation.T,
+        rotation @ sigma_yx @ rotation.T,
+        2,
+        "jepa",
+        0.05,
+        2000,
+        eps=0.05,
+        record_every=500,
+    )
     plain = simulate(sigma_xx, sigma_yx, 2, "jepa", 0.05, 2000, eps=0.05, record_every=500)
     np.testing.assert_allclose(rotated.encoder, rotation @ plain.encoder @ rotation.T, atol=1e-10)
 
@@ -105,8 +127,9 @@ def test_sampled_data_jepa_encoder_converges_to_rho_power(model):
     depth, lr, eps = 2, 0.2, 0.02
     t_end = 3 * max(critical_time(a, b, depth, "jepa", eps) for a, b in zip(lam, rho, strict=True))
     steps = int(t_end / lr)
-    encoder = simulate(sigma_xx, sigma_yx, depth, "jepa", lr, steps, eps=eps,
-                       record_every=steps).encoder[-1]
+    encoder = simulate(
+        sigma_xx, sigma_yx, depth, "jepa", lr, steps, eps=eps, record_every=steps
+    ).encoder[-1]
     target = np.diag(rho**depth)
     assert np.abs(encoder - target).max() / target.max() < 0.01  # measured 0.6% (static)
     np.testing.assert_allclose(np.diag(encoder), rho**depth, rtol=0.01)

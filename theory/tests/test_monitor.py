@@ -19,7 +19,8 @@ def test_monitor_matches_copula_and_closed_form():
     assert out["method"] == "copula" and (out["N"], out["d"], out["groups"]) == (4000, 16, 4)
     assert out["total"] == pytest.approx(theory.multiinformation(X, method="copula"), abs=1e-12)
     assert out["between"] == pytest.approx(
-        theory.multiinformation(X, method="copula", groups=TASK.groups), abs=1e-12)
+        theory.multiinformation(X, method="copula", groups=TASK.groups), abs=1e-12
+    )
     assert out["within"] == pytest.approx(out["total"] - out["between"], abs=1e-12)
     assert out["total"] == pytest.approx(TASK.total_value, rel=0.05)
     assert out["between"] == pytest.approx(TASK.true_value, rel=0.05)
@@ -29,8 +30,10 @@ def test_monitor_matches_copula_and_closed_form():
 
 def test_monitor_is_unbiased_at_small_n():
     # N = 160, d = 16: the plug-in total errs high by about d^2/(4N) = 0.4 nats; the monitor not
-    values = [theory.monitor(TASK.sample(160, np.random.default_rng(s)), TASK.groups)["total"]
-              for s in range(40)]
+    values = [
+        theory.monitor(TASK.sample(160, np.random.default_rng(s)), TASK.groups)["total"]
+        for s in range(40)
+    ]
     assert np.mean(values) == pytest.approx(TASK.total_value, abs=3 * np.std(values) / 6)
 
 

@@ -44,8 +44,9 @@ def test_npy_npz_pt_csv(tmp_path, capsys):
 
 def test_groups_base_ci_and_auto(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
-    out = run_json(capsys, tmp_path / "x.npy", "--method", "gaussian", "--groups", "0-1;2",
-                   "--base", "2")
+    out = run_json(
+        capsys, tmp_path / "x.npy", "--method", "gaussian", "--groups", "0-1;2", "--base", "2"
+    )
     plugin = theory.gaussian_multiinformation(np.corrcoef(X.T), [[0, 1], [2]])
     assert out["value"] == pytest.approx((plugin - gaussian_plugin_bias(500, [2, 1])) / math.log(2))
     assert out["unit"] == "bits" and out["groups"] == [[0, 1], [2]]
@@ -65,15 +66,18 @@ def test_group_spec_parser():
         parse_group_spec("size:4", 6)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.npy"], "no such file"),
-    (["x.npz"], "choose one with --key"),
-    (["x.npz", "--key", "nope"], "key 'nope' not in"),
-    (["x.txt"], "unsupported file type"),
-    (["x.npy", "--groups", "0-1"], "do not cover columns"),
-    (["x.npy", "--groups", "a-b"], "bad group spec"),
-    (["bad.npy"], "NaN/Inf"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.npy"], "no such file"),
+        (["x.npz"], "choose one with --key"),
+        (["x.npz", "--key", "nope"], "key 'nope' not in"),
+        (["x.txt"], "unsupported file type"),
+        (["x.npy", "--groups", "0-1"], "do not cover columns"),
+        (["x.npy", "--groups", "a-b"], "bad group spec"),
+        (["bad.npy"], "NaN/Inf"),
+    ],
+)
 def test_errors_exit_2_with_message(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     np.save("x.npy", X)
@@ -88,8 +92,12 @@ def test_errors_exit_2_with_message(tmp_path, capsys, monkeypatch, args, message
 
 def test_python_dash_m(tmp_path):
     np.save(tmp_path / "x.npy", X)
-    done = subprocess.run([sys.executable, "-m", "theory", str(tmp_path / "x.npy"), "--method",
-                           "gaussian", "--json"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "theory", str(tmp_path / "x.npy"), "--method", "gaussian", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["value"] == pytest.approx(EXPECTED)
 
@@ -101,9 +109,14 @@ def _bad_files(tmp_path):
     good_npy, good_npz = (tmp_path / "good.npy").read_bytes(), (tmp_path / "good.npz").read_bytes()
     rows = "\n".join(",".join(map(str, r)) for r in X[:50])
     return {
-        "empty.npy": b"", "empty.npz": b"", "empty.csv": b"", "empty.pt": b"",
-        "truncated.npy": good_npy[:200], "truncated.npz": good_npz[:300],
-        "garbage.npy": b"not numpy at all " * 8, "garbage.npz": b"PK\x03\x04 broken" * 8,
+        "empty.npy": b"",
+        "empty.npz": b"",
+        "empty.csv": b"",
+        "empty.pt": b"",
+        "truncated.npy": good_npy[:200],
+        "truncated.npz": good_npz[:300],
+        "garbage.npy": b"not numpy at all " * 8,
+        "garbage.npz": b"PK\x03\x04 broken" * 8,
         "truncated.pt": b"PK\x03\x04" + b"\x00" * 40,
         "nan_first_row.csv": ("nan,1,2\n" + rows).encode(),
         "inf_first_row.csv": ("1,-inf,2\n" + rows).encode(),
@@ -112,11 +125,27 @@ def _bad_files(tmp_path):
     }
 
 
-@pytest.mark.parametrize("name", ["empty.npy", "empty.npz", "empty.csv", "empty.pt",
-                                  "truncated.npy", "truncated.npz", "garbage.npy", "garbage.npz",
-                                  "truncated.pt", "nan_first_row.csv", "inf_first_row.csv",
-                                  "ragged.csv", "words.csv", "object.npy", "complex.npy",
-                                  "two_rows.npy"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "empty.npy",
+        "empty.npz",
+        "empty.csv",
+        "empty.pt",
+        "truncated.npy",
+        "truncated.npz",
+        "garbage.npy",
+        "garbage.npz",
+        "truncated.pt",
+        "nan_first_row.csv",
+        "inf_first_row.csv",
+        "ragged.csv",
+        "words.csv",
+        "object.npy",
+        "complex.npy",
+        "two_rows.npy",
+    ],
+)
 def test_bad_input_files_give_one_line_naming_the_file(tmp_path, capsys, name):
     # issue 24: BadZipFile / EOFError tracebacks, a NaN first row dropped as a header (N = 500 of
     # 501), complex input cast to real with a warning, ksg on 2 rows printing -1.0000 nats
