@@ -28,6 +28,10 @@ class ModelConfig:
     # content part of a token ~5x smaller than its sin-cos position (norms 1.7 vs 8 at width 128),
     # and the targets mostly encode position; 1 / sqrt(fan-in) = 0.144 makes content dominate.
     patch_embed_std: float = 0.02
+    # EC-IJEPA: "ec" gives the context encoder one token per target window and the target encoder
+    # one token for the context window, each a learned token + the mean sin-cos position of the
+    # window's patches (vit.Encoder.forward); "none" is I-JEPA. The probe never conditions.
+    conditioning: str = "none"
 
 
 @dataclass
@@ -156,6 +160,7 @@ class ConfigError(ValueError):
 
 CHOICES = {
     "method": ("jepa", "var_jepa"),
+    "model.conditioning": ("none", "ec"),
     "optim.loss": ("smooth_l1", "l2"),
     "sparsity.recon_target": ("self", "ema"),
     "data.dataset": ("cifar100", "shapes"),
@@ -378,6 +383,12 @@ def _var_rules(cfg: Config):
         cfg.sparsity.enabled,
         not cfg.sparsity.enabled,
         "method=var_jepa does not combine with the sparsity head; set sparsity.enabled=false",
+    )
+    yield (
+        "model.conditioning",
+        cfg.model.conditioning,
+        cfg.model.conditioning == "none",
+        "method=var_jepa has no EMA target encoder to condition; set model.conditioning=none",
     )
     yield (
         "var.latent_dim",

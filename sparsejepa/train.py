@@ -58,7 +58,10 @@ class Student(nn.Module):
         """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior).
         context_targets (B, Lc, D): the EMA encoder's tokens at the context positions, what the
         head reconstructs when sparsity.recon_target="ema" (else it reconstructs h itself)."""
-        h = self.encoder(images, context_idx, context_valid)
+        cond = None  # EC-IJEPA: the context encoder sees where the targets are, not what
+        if self.encoder.cond_token is not None:
+            cond = self.encoder.window_positions(target_idx)
+        h = self.encoder(images, context_idx, context_valid, cond)
         pred = self.predictor(h, context_idx, target_idx, context_valid).float()
         if self.loss_kind == "l2":
             jepa = (pred - targets).square().mean()
@@ -264,11 +267,16 @@ def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
 
 def jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
     """JEPA (+ the sparsity head's terms): the student predicts the EMA target encoder's
-    layer-normed tokens at the target blocks from the context."""
+    layer-normed tokens at the target blocks from the context. With model.conditioning=ec the
+    target encoder is told where the context window is (its patches' mean position)."""
     b, m, lt = batch.target_idx.shape
     with state.autocast:
         with torch.no_grad():
-            t = state.target(batch.images).float()
+            cond = None
+            if state.target.cond_token is not None:
+                valid = None if batch.context_valid is None else batch.context_valid[:, None]
+                cond = state.target.window_positions(batch.context_idx[:, None], valid)
+            t = state.target(batch.images, cond=cond).float()
             t = F.layer_norm(t, t.shape[-1:])
             targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
             context_targets = None
