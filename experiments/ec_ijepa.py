@@ -123,7 +123,7 @@ def table() -> str:
     final = {r["run"]: r for r in latest.values() if r["step"] == r["total_steps"]}
     out = [f"# EC-IJEPA vs I-JEPA, `cifar100_cpu` at {EPOCHS} epochs", ""]
     out += ["## Classification (full probe, `best_by_val` / kNN)", ""]
-    out += ["| run | fine | coarse | shapes (shape / colour / size) | RankMe | train min |"]
+    out += ["| run | fine | coarse | shapes (shape / count / dist) | RankMe | train min |"]
     out += ["|---|---|---|---|---|---|"]
     means = {}
     for name in sorted(k for k in final if k[-3:] in ("_s0", "_s1")):
