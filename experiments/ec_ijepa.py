@@ -13,27 +13,26 @@ JEPA (`ijepa_*`) or `model.conditioning=ec` (`ec_*`), nothing else changed:
   the 10k / 10k subset (fine); with the `*_s0` runs' last subset probe they give accuracy against
   context scale.
 One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl; `--table` writes
-ec_ijepa.md from it. Runs live in runs/ec_ijepa/NAME (SPARSEJEPA_CIFAR100 must point at the data).
+ec_ijepa.md from it (`sparsejepa.ec_results`, which notebook 11 plots). Runs live in
+runs/ec_ijepa/NAME (SPARSEJEPA_CIFAR100 must point at the data).
 """
 
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from sparsejepa import checkpoint, data
+from sparsejepa import checkpoint, data, ec_results
 from sparsejepa.config import load_config
 from sparsejepa.probe import run_probes
 from sparsejepa.train import train
 
 EPOCHS = 3
 SUBSET = 10_000
-CONTEXT = {"": None, "_ctx0.6": (0.6, 0.8), "_ctx0.4": (0.4, 0.6)}
-RESULTS = Path(__file__).parent / "results" / "ec_ijepa"
+RESULTS = ec_results.RESULTS.with_suffix("")
 RUNS = Path("runs/ec_ijepa")
 
 
@@ -42,8 +41,8 @@ def variants() -> dict[str, list[str]]:
     for method, extra in (("ijepa", []), ("ec", ["model.conditioning=ec"])):
         for seed in (0, 1):
             out[f"{method}_s{seed}"] = [*extra, f"train.seed={seed}"]
-        for suffix, scale in CONTEXT.items():
-            if scale:
+        for suffix, scale in ec_results.CONTEXT_SCALES.items():
+            if suffix != "_s0":
                 out[f"{method}{suffix}"] = [*extra, f"mask.context_scale=[{scale[0]}, {scale[1]}]"]
     return out
 
@@ -108,66 +107,6 @@ def run(name: str, overrides: list[str]) -> None:
         print(json.dumps(row), flush=True)
 
 
-def rows() -> list[dict]:
-    path = RESULTS.with_suffix(".jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
-def _spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else float("nan")
-
-
-def table() -> str:
-    """The three measurements as markdown, from the latest row of each (run, step)."""
-    latest = {(r["run"], r["step"]): r for r in rows()}
-    final = {r["run"]: r for r in latest.values() if r["step"] == r["total_steps"]}
-    out = [f"# EC-IJEPA vs I-JEPA, `cifar100_cpu` at {EPOCHS} epochs", ""]
-    out += ["## Classification (full probe, `best_by_val` / kNN)", ""]
-    out += ["| run | fine | coarse | shapes (shape / count / dist) | RankMe | train min |"]
-    out += ["|---|---|---|---|---|---|"]
-    means = {}
-    for name in sorted(k for k in final if k[-3:] in ("_s0", "_s1")):
-        r, p = final[name], final[name]["probes"]
-        shapes = " / ".join(
-            str(v["best_by_val"]) for k, v in p.items() if k.startswith("full:shapes/")
-        )
-        fine, coarse = p.get("full:cifar100/fine"), p.get("full:cifar100/coarse")
-        if fine is None:
-            continue
-        means.setdefault(name.split("_")[0], []).append(
-            (fine["best_by_val"], coarse["best_by_val"])
-        )
-        out.append(
-            f"| {name} | {fine['best_by_val']} / {fine['knn']} | {coarse['best_by_val']} / "
-            f"{coarse['knn']} | {shapes} | {r['rankme']:.1f} | {r['train_s_so_far'] / 60:.1f} |"
-        )
-    for method, vals in sorted(means.items()):
-        fine = [v[0] for v in vals]
-        coarse = [v[1] for v in vals]
-        out.append(
-            f"| **{method} mean of {len(vals)}** | {statistics.mean(fine):.2f} +- "
-            f"{_spread(fine):.2f} | {statistics.mean(coarse):.2f} +- {_spread(coarse):.2f} | | | |"
-        )
-    out += ["", "## Sample efficiency (seed 0, fine, 10k / 10k subset probe)", ""]
-    out += ["| run | images seen | fine `best_by_val` | kNN | RankMe |", "|---|---|---|---|---|"]
-    for (name, _), r in sorted(latest.items()):
-        if name.endswith("_s0") and "cifar100/fine" in r["probes"]:
-            p = r["probes"]["cifar100/fine"]
-            out.append(
-                f"| {name} | {r['images_seen']:,} | {p['best_by_val']} | {p['knn']} | "
-                f"{r['rankme']:.1f} |"
-            )
-    out += ["", "## Context scale (seed 0, fine, 10k / 10k subset probe, end of run)", ""]
-    out += ["| context scale | I-JEPA | EC-IJEPA |", "|---|---|---|"]
-    for suffix, scale in CONTEXT.items():
-        cells = []
-        for method in ("ijepa", "ec"):
-            r = final.get(f"{method}{suffix or '_s0'}")
-            cells.append(str(r["probes"]["cifar100/fine"]["best_by_val"]) if r else "-")
-        out.append(f"| {scale or (0.85, 1.0)} | {cells[0]} | {cells[1]} |")
-    return "\n".join(out) + "\n"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", help="run these variants (default: all)")
@@ -182,7 +121,7 @@ def main() -> None:
             raise SystemExit(f"unknown variants {unknown}; known: {sorted(todo)}")
         for name in args.only or todo:
             run(name, todo[name])
-    RESULTS.with_suffix(".md").write_text(table())
+    RESULTS.with_suffix(".md").write_text(ec_results.table(ec_results.load_rows()) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ LAYERS = [
     "baselines",
     "train",
     "figures",
+    "ec_results",
     "reproduce",
     "demo",
     "tabular",
