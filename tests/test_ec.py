@@ -8,7 +8,8 @@ from test_train import tiny_config, tiny_dataset
 from sparsejepa import checkpoint, release
 from sparsejepa.config import ConfigError, from_dict, to_dict
 from sparsejepa.probe import extract_features
-from sparsejepa.train import build, jepa_loss, sample_batch, train, train_step
+from sparsejepa.state import build
+from sparsejepa.train import jepa_loss, sample_batch, train, train_step
 from sparsejepa.vit import Encoder
 
 

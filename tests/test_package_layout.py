@@ -20,6 +20,8 @@ LAYERS = [
     "config",
     "sparsity",
     "var_jepa",
+    "student",
+    "state",
     "checkpoint",
     "release",
     "probe",

@@ -9,15 +9,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sparsejepa import train as train_mod
 from sparsejepa.config import from_dict, to_dict
 from sparsejepa.data import ImageDataset
-from sparsejepa.train import (
-    NonFiniteLoss,
-    build,
-    read_metrics,
-    sample_batch,
-    train,
-    train_step,
-    use_bf16,
-)
+from sparsejepa.runtime import NonFiniteLoss, use_bf16
+from sparsejepa.state import build
+from sparsejepa.train import read_metrics, sample_batch, train, train_step
 
 
 def tiny_config(**sections) -> "from_dict":
