@@ -37,7 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from sparsejepa.config import apply_overrides, from_dict, load_config, to_dict
 from sparsejepa.data import ImageDataset
 from sparsejepa.runtime import resolve_device
-from sparsejepa.train import build, sample_batch, train_step
+from sparsejepa.state import build
+from sparsejepa.train import sample_batch, train_step
 
 
 def synthetic_dataset(n: int, size: int = 32) -> ImageDataset:

@@ -128,9 +128,12 @@ def transform(images, mean, std, img_size: int) -> torch.Tensor:
 
 
 def method_of(cfg: Config) -> str:
-    """ "Var-JEPA" for method var_jepa, "SparseJEPA" with the sparsity head, else "JEPA"."""
+    """ "Var-JEPA" for method var_jepa, "SparseJEPA" with the sparsity head, else "JEPA"; with
+    model.conditioning=ec "EC-IJEPA" (or "EC-SparseJEPA")."""
     if cfg.method == "var_jepa":
         return "Var-JEPA"
+    if cfg.model.conditioning == "ec":
+        return "EC-SparseJEPA" if cfg.sparsity.enabled else "EC-IJEPA"
     return "SparseJEPA" if cfg.sparsity.enabled else "JEPA"
 
 

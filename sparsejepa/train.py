@@ -1,4 +1,5 @@
-"""(Sparse)JEPA training: build the state, one plain `train_step`, and the resumable training loop.
+"""(Sparse)JEPA training: a batch, one plain `train_step(state, batch)`, and the resumable training
+loop (the state is built by `state.build`, the student's forward is `student.Student`).
 
 All data randomness (batch indices, crops, masks, reparameterisation noise) comes from generators
 seeded by (seed, step, rank), so a resumed run replays exactly the batches of an uninterrupted one.
@@ -10,7 +11,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,80 +25,11 @@ import theory
 from . import augment, checkpoint, data, metrics, var_jepa
 from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
-from .runtime import NonFiniteLoss, resolve_device, seeded_generator, use_bf16
+from .runtime import NonFiniteLoss, seeded_generator
 from .schedules import cosine_lr, cosine_wd, ema_momentum
-from .sparsity import GroupSparseHead, prox_group_lasso
-from .vit import Encoder, Predictor, gather_tokens
-
-
-class Student(nn.Module):
-    """Context encoder + predictor (+ sparsity head): everything that receives gradients."""
-
-    def __init__(self, cfg: Config):
-        super().__init__()
-        m, s = cfg.model, cfg.sparsity
-        self.encoder = Encoder.from_config(m)
-        self.predictor = Predictor.from_config(m, self.encoder.grid, m.width)
-        self.head = (
-            GroupSparseHead(m.width, s.latent_dim, s.groups, s.group_latent, s.hidden, s.w_init_std)
-            if s.enabled
-            else None
-        )
-        self.loss_kind, self.sparsity = cfg.optim.loss, s
-
-    def forward(
-        self,
-        images,
-        context_idx,
-        target_idx,
-        targets,
-        noise,
-        context_valid=None,
-        context_targets=None,
-    ) -> dict[str, torch.Tensor]:
-        """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior).
-        context_targets (B, Lc, D): the EMA encoder's tokens at the context positions, what the
-        head reconstructs when sparsity.recon_target="ema" (else it reconstructs h itself)."""
-        h = self.encoder(images, context_idx, context_valid)
-        pred = self.predictor(h, context_idx, target_idx, context_valid).float()
-        if self.loss_kind == "l2":
-            jepa = (pred - targets).square().mean()
-        else:
-            jepa = F.smooth_l1_loss(pred, targets)
-        out = {"jepa": jepa, "loss": jepa}
-        if self.head is not None:
-            s = self.sparsity
-            rows = None  # the real tokens' rows of (B * L, D) in order, without a host sync
-            if context_valid is not None and not s.pool:
-                rows = (~context_valid.flatten()).byte().argsort(stable=True)[: len(noise)]
-            tokens = _head_samples(h, context_valid, rows, s.pool)
-            recon_target = None
-            if context_targets is not None:
-                recon_target = _head_samples(context_targets, context_valid, rows, s.pool)
-            # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
-            tokens = tokens.detach() + s.encoder_grad * (tokens - tokens.detach())
-            terms = self.head(tokens, noise, recon_target)
-            out.update(terms)
-            out["loss"] = (
-                jepa
-                + s.alpha * terms["recon"]
-                + s.beta * terms["kl"]
-                + s.gen_prior * terms["gen_prior"]
-            )
-        return out
-
-
-def _head_samples(
-    x: torch.Tensor, valid: torch.Tensor | None, rows: torch.Tensor | None, pool: bool
-) -> torch.Tensor:
-    """The head's samples from context tokens x (B, L, D): every real token (n, D; `rows` are
-    their positions in the flattened (B * L) tokens when some are padding), or the mean of each
-    image's real tokens (B, D)."""
-    if not pool:
-        flat = x.reshape(-1, x.shape[-1])
-        return flat if rows is None else flat[rows]
-    w = torch.ones_like(x[..., 0]) if valid is None else valid.to(x)
-    return (x * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+from .sparsity import prox_group_lasso
+from .state import TrainState, build
+from .vit import gather_tokens
 
 
 @dataclass
@@ -107,109 +39,6 @@ class Batch:
     target_idx: torch.Tensor  # (B, M, Lt)
     noise: torch.Tensor | None  # (context tokens, K) reparameterisation noise
     context_valid: torch.Tensor | None = None  # (B, Lc) bool; None when no row is padded
-
-
-@dataclass
-class TrainState:
-    cfg: Config
-    device: torch.device
-    student: Student | var_jepa.VarJEPA
-    model: nn.Module  # the student as called in the forward pass (DDP / compiled wrapper)
-    target: Encoder  # var_jepa: the student's own encoder (no EMA)
-    adamw: torch.optim.AdamW
-    sgd: torch.optim.SGD | None
-    x_train: torch.Tensor  # uint8 (N, H, W, 3) on device
-    mean: tuple
-    std: tuple
-    steps_per_epoch: int
-    total_steps: int
-    step: int = 0
-    rank: int = 0
-    world: int = 1
-    # The first step whose loss was nan / inf (-1: none), kept on the device so that a step never
-    # waits for the device; `read_metrics` checks it.
-    nonfinite_step: torch.Tensor = field(default_factory=lambda: torch.tensor(-1))
-
-    @property
-    def autocast(self):
-        if use_bf16(self.cfg.train.precision, self.device):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-
-def _param_groups(student: Student):
-    """AdamW groups (decay: weight matrices; none: biases, norms, mask token) and the W group."""
-    decay, no_decay, w = [], [], []
-    for name, p in student.named_parameters():
-        if name == "head.W":
-            w.append(p)
-        elif p.ndim < 2 or "mask_token" in name or name.startswith("head.gen_b"):
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return decay, no_decay, w
-
-
-def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainState:
-    """Models, optimisers and the on-device training set from a config and an ImageDataset."""
-    device = device or resolve_device(cfg.train.device)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if cfg.train.batch_size % world:
-        raise ValueError(
-            f"train.batch_size {cfg.train.batch_size} not divisible by {world} processes"
-        )
-    size = cfg.model.img_size
-    if tuple(dataset.x_train.shape[1:]) != (size, size, 3):
-        raise ValueError(
-            f"dataset images {tuple(dataset.x_train.shape[1:])} do not match "
-            f"model.img_size={size}; set model.img_size"
-        )
-    steps_per_epoch = len(dataset.x_train) // cfg.train.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"train.batch_size {cfg.train.batch_size} > {len(dataset.x_train)} images")
-    torch.manual_seed(cfg.train.seed)
-    if cfg.method == "var_jepa":
-        student = var_jepa.VarJEPA(cfg).to(device)
-        target = student.encoder  # no EMA: probes and diagnostics read the posterior encoder
-    else:
-        student = Student(cfg).to(device)
-        target = Encoder.from_config(cfg.model).to(device)
-        target.load_state_dict(student.encoder.state_dict())
-        target.requires_grad_(False)
-    decay, no_decay, w = _param_groups(student)
-    o = cfg.optim
-    adamw = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": o.wd_start}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=o.lr,
-        betas=o.betas,
-        fused=True,
-    )
-    sgd = torch.optim.SGD(w, lr=cfg.sparsity.w_lr, momentum=0.0, weight_decay=0.0) if w else None
-    model: nn.Module = student
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.train.compile:
-        model = torch.compile(model)
-    return TrainState(
-        cfg=cfg,
-        device=device,
-        student=student,
-        model=model,
-        target=target,
-        adamw=adamw,
-        sgd=sgd,
-        x_train=torch.as_tensor(dataset.x_train).to(device),
-        mean=tuple(dataset.mean),
-        std=tuple(dataset.std),
-        steps_per_epoch=steps_per_epoch,
-        total_steps=max(1, round(cfg.train.epochs * steps_per_epoch)),
-        rank=rank,
-        world=world,
-        nonfinite_step=torch.tensor(-1, device=device),
-    )
 
 
 def sample_batch(state: TrainState, step: int) -> Batch:
@@ -264,11 +93,16 @@ def schedules(state: TrainState, step: int) -> tuple[float, float, float]:
 
 def jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
     """JEPA (+ the sparsity head's terms): the student predicts the EMA target encoder's
-    layer-normed tokens at the target blocks from the context."""
+    layer-normed tokens at the target blocks from the context. With model.conditioning=ec the
+    target encoder is told where the context window is (its patches' mean position)."""
     b, m, lt = batch.target_idx.shape
     with state.autocast:
         with torch.no_grad():
-            t = state.target(batch.images).float()
+            cond = None
+            if state.target.cond_token is not None:
+                valid = None if batch.context_valid is None else batch.context_valid[:, None]
+                cond = state.target.window_positions(batch.context_idx[:, None], valid)
+            t = state.target(batch.images, cond=cond).float()
             t = F.layer_norm(t, t.shape[-1:])
             targets = gather_tokens(t, batch.target_idx.reshape(b, m * lt)).reshape(b * m, lt, -1)
             context_targets = None

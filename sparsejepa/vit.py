@@ -94,8 +94,11 @@ class Encoder(nn.Module):
         heads: int = 3,
         mlp_ratio: float = 4.0,
         patch_embed_std: float = 0.02,
+        conditioning: str = "none",
     ):
         super().__init__()
+        if conditioning not in ("none", "ec"):
+            raise ValueError(f"conditioning={conditioning!r}: choose none or ec")
         if img_size % patch:
             raise ValueError(f"img_size {img_size} not divisible by patch {patch}")
         self.grid = img_size // patch
@@ -109,11 +112,33 @@ class Encoder(nn.Module):
         w = self.patch_embed.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=patch_embed_std)
         nn.init.zeros_(self.patch_embed.bias)
+        self.cond_token = None  # EC-IJEPA: marks the tokens that carry another window's position
+        if conditioning == "ec":
+            self.cond_token = nn.Parameter(torch.zeros(1, 1, width))
+            nn.init.trunc_normal_(self.cond_token, std=0.02)
 
     @classmethod
     def from_config(cls, m) -> "Encoder":
         """The encoder of a `ModelConfig` (the one construction path of every caller)."""
-        return cls(m.img_size, m.patch, m.width, m.depth, m.heads, m.mlp_ratio, m.patch_embed_std)
+        return cls(
+            m.img_size,
+            m.patch,
+            m.width,
+            m.depth,
+            m.heads,
+            m.mlp_ratio,
+            m.patch_embed_std,
+            m.conditioning,
+        )
+
+    def window_positions(self, idx: torch.Tensor, valid: torch.Tensor | None = None):
+        """Each window's mean sin-cos position, (1/L) sum_l pos[idx[b, w, l]]: idx (B, W, L) patch
+        indices -> (B, W, D); `valid` (B, W, L) marks the real entries of padded windows."""
+        pos = self.pos[0][idx]
+        if valid is None:
+            return pos.mean(2)
+        weight = valid.to(pos)[..., None]
+        return (pos * weight).sum(2) / weight.sum(2)
 
     def embed(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         if (
@@ -137,13 +162,23 @@ class Encoder(nn.Module):
         images: torch.Tensor,
         keep: torch.Tensor | None = None,
         keep_valid: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """images (B, 3, H, W) normalised -> final-normed tokens (B, L, D), L = N or len(keep).
-        keep_valid (B, L) marks the real entries of a padded `keep`; padding is never attended."""
+        keep_valid (B, L) marks the real entries of a padded `keep`; padding is never attended.
+        cond (B, C, D): positions of C other windows (`window_positions`; EC-IJEPA), appended as
+        C tokens cond_token + cond that every patch attends to and that are dropped at the end."""
         x = self.embed(images, keep)
+        n = x.shape[1]
+        if cond is not None:
+            if self.cond_token is None:
+                raise ValueError("cond given to an encoder built with model.conditioning=none")
+            x = torch.cat([x, (self.cond_token + cond).to(x.dtype)], dim=1)
+            if keep_valid is not None:
+                keep_valid = F.pad(keep_valid, (0, cond.shape[1]), value=True)
         for blk in self.blocks:
             x = blk(x, keep_valid)
-        return self.norm(x)
+        return self.norm(x if cond is None else x[:, :n])
 
     def layer_outputs(self, images: torch.Tensor, n_last: int) -> list[torch.Tensor]:
         """Outputs of the last n_last blocks on all patches, each through the final LayerNorm."""

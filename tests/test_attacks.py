@@ -31,7 +31,8 @@ from sparsejepa.checkpoint import NonFiniteCheckpoint
 from sparsejepa.cli import main
 from sparsejepa.config import Config, ConfigError, from_dict, to_dict
 from sparsejepa.release import ReleaseError
-from sparsejepa.train import NonFiniteLoss, train
+from sparsejepa.runtime import NonFiniteLoss
+from sparsejepa.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,8 @@ from test_train import tiny_config, tiny_dataset
 
 from sparsejepa import checkpoint
 from sparsejepa.checkpoint import CheckpointError
-from sparsejepa.train import build, train
+from sparsejepa.state import build
+from sparsejepa.train import train
 
 
 def _weights(state):

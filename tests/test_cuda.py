@@ -11,7 +11,8 @@ import torch
 from test_checkpoint import _weights
 from test_train import tiny_config, tiny_dataset
 
-from sparsejepa.train import Batch, build, read_metrics, sample_batch, train, train_step
+from sparsejepa.state import build
+from sparsejepa.train import Batch, read_metrics, sample_batch, train, train_step
 
 pytestmark = [
     pytest.mark.cuda,

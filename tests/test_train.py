@@ -9,15 +9,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sparsejepa import train as train_mod
 from sparsejepa.config import from_dict, to_dict
 from sparsejepa.data import ImageDataset
-from sparsejepa.train import (
-    NonFiniteLoss,
-    build,
-    read_metrics,
-    sample_batch,
-    train,
-    train_step,
-    use_bf16,
-)
+from sparsejepa.runtime import NonFiniteLoss, use_bf16
+from sparsejepa.state import build
+from sparsejepa.train import jepa_loss, read_metrics, sample_batch, train, train_step
 
 
 def tiny_config(**sections) -> "from_dict":
@@ -174,24 +168,11 @@ def test_encoder_grad_scales_only_the_heads_gradient_into_the_encoder(scale):
     """encoder grad = grad(JEPA) + scale * grad(alpha recon + beta KL), values unchanged."""
     state = build(tiny_config(sparsity={"encoder_grad": scale}), tiny_dataset())
     batch = sample_batch(state, 0)
-    with torch.no_grad():
-        t = state.target(batch.images)
-        t = torch.nn.functional.layer_norm(t, t.shape[-1:])
-        b, m, lt = batch.target_idx.shape
-        targets = train_mod.gather_tokens(t, batch.target_idx.reshape(b, m * lt))
-        targets = targets.reshape(b * m, lt, -1)
     student = state.student
 
     def encoder_grads(term: str) -> list[torch.Tensor]:
         student.zero_grad()
-        out = student(
-            batch.images,
-            batch.context_idx,
-            batch.target_idx,
-            targets,
-            batch.noise,
-            batch.context_valid,
-        )
+        out = jepa_loss(state, batch)
         loss = out["loss"] - out["jepa"] if term == "head" else out[term]
         loss.backward()
         return [p.grad.clone() for p in student.encoder.parameters()]

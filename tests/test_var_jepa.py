@@ -11,7 +11,9 @@ from test_checkpoint import _weights
 from test_train import tiny_config, tiny_dataset
 
 from sparsejepa.config import ConfigError, from_dict, to_dict
-from sparsejepa.train import Student, build, sample_batch, train, train_step
+from sparsejepa.state import build
+from sparsejepa.student import Student
+from sparsejepa.train import sample_batch, train, train_step
 from sparsejepa.var_jepa import VarJEPA, kl_weight, patchify
 from sparsejepa.vit import gather_tokens
 
