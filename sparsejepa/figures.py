@@ -206,7 +206,7 @@ def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 
     (`baselines.pixel_probes`) and the majority-class rate, on the probe set of the seed-`seed`
     releases (same sizes; the shapes images depend on the seed). Datasets not found are left out.
     The pixel probes (long on CIFAR-100) are cached per probe set and version of the probe code."""
-    from . import baselines, data, probe
+    from . import baselines, data, probe, probe_heads
 
     sizes = {}
     for r in rs:
@@ -220,7 +220,7 @@ def baseline_values(rs: list[Release], metric: str = "best_by_val", seed: int = 
         except data.DatasetError:
             continue
         tasks = sorted({t for r in rs for t in r.probes.get(dataset, {}).get("tasks", {})})
-        code = b"".join(Path(m.__file__).read_bytes() for m in (probe, baselines))
+        code = b"".join(Path(m.__file__).read_bytes() for m in (probe_heads, probe, baselines))
         key = hashlib.sha256(code + f"{tasks}".encode())
         cache = (
             data.default_cache_dir()

@@ -22,6 +22,8 @@ LAYERS = [
     "var_jepa",
     "checkpoint",
     "release",
+    "features",
+    "probe_heads",
     "probe",
     "baselines",
     "train",
