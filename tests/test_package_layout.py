@@ -9,6 +9,7 @@ import pytest
 
 LAYERS = [
     "version",
+    "output",
     "gaussian",
     "masks",
     "schedules",
