@@ -23,6 +23,7 @@ LAYERS = [
     "var_jepa",
     "checkpoint",
     "release",
+    "publish",
     "features",
     "probe_heads",
     "probe",
