@@ -25,7 +25,7 @@ from test_cli import TINY
 from test_train import tiny_config, tiny_dataset
 
 import sparsejepa
-from sparsejepa import checkpoint, config, probe, publish, release
+from sparsejepa import checkpoint, config, probe, publish, release, run_folder
 from sparsejepa import train as train_mod
 from sparsejepa.checkpoint import NonFiniteCheckpoint
 from sparsejepa.cli import main
@@ -392,7 +392,7 @@ def test_one_line_and_exit_status_from_a_real_process(tmp_path):
 def test_a_second_writer_of_a_run_folder_is_refused(tiny_yaml, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    with checkpoint.locked_run_folder(run):  # another training process holds the folder
+    with run_folder.locked_run_folder(run):  # another training process holds the folder
         message = cli_error(["train", "--config", tiny_yaml, "--out", run, "--quiet"])
     assert f"run folder {run} is in use by another training process (pid {os.getpid()})" in message
     main(["train", "--config", str(tiny_yaml), "--out", str(run), "--quiet"])  # released

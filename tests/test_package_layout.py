@@ -17,6 +17,7 @@ LAYERS = [
     "augment",
     "vit",
     "runtime",
+    "run_folder",
     "data",
     "config",
     "sparsity",
