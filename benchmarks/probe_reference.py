@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from sparsejepa import data, probe, release
+from sparsejepa import data, probe, probe_heads, release
 
 
 def objective(x, y, weight, bias, weight_decay) -> float:
@@ -59,9 +59,9 @@ def main() -> None:
     }  # fmt: skip
     result = probe.linear_probe(x_train, y_train, x_test, y_test, classes, batchnorm=batchnorm)
     out["probe"] = {k: result[k] for k in ("top1", "weight_decay", "C", "iterations", "train_s")}
-    prepare = probe._standardizer(x_train, per_feature=batchnorm)
+    prepare = probe_heads._standardizer(x_train, per_feature=batchnorm)
     x_train, x_test = prepare(x_train), prepare(x_test)
-    spectrum = probe._spectrum(x_train)
+    spectrum = probe_heads._spectrum(x_train)
     out["fixed_C"] = []
     for c in args.C:
         wd = 1.0 / (c * len(x_train))
@@ -76,7 +76,7 @@ def main() -> None:
         b_ref = torch.from_numpy(reference.intercept_).float()
         out["fixed_C"].append({
             "C": c, "weight_decay": wd,
-            "ours": {"top1": probe._accuracy(probe._logits(x_test, wb), y_test)["top1"],
+            "ours": {"top1": probe_heads._accuracy(probe_heads._logits(x_test, wb), y_test)["top1"],
                      "objective": objective(x_train, y_train, wb[:-1], wb[-1], wd),
                      "iterations": iterations, "s": round(ours_s, 1)},
             "scikit_learn": {"top1": 100 * reference.score(x_test.numpy(), y_test.numpy()),

@@ -7,7 +7,7 @@ For each release and probe set: `sparsejepa probe` (features cached in the user 
 second pass is minutes), one JSON line per release and set appended to OUT.jsonl (the new result,
 the manifest's numbers it replaces, seconds, machine); OUT.md is rewritten with the table of
 every release in OUT.jsonl (best_by_val / best / kNN, old against new). `--write-manifest` also
-replaces the release's probe results in checkpoints/MANIFEST.json (`release.update_probes`);
+replaces the release's probe results in checkpoints/MANIFEST.json (`publish.update_probes`);
 `--reuse` takes a (release, set) result already in OUT.jsonl, made on the same weights (the
 release's sha256), instead of probing it again.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sparsejepa import release
+from sparsejepa import publish, release
 from sparsejepa.probe import probe_checkpoint
 
 
@@ -101,7 +101,7 @@ def main() -> None:
             summary = {k: row[k] for k in ("release", "dataset", "seconds", "new", "manifest")}
             print(json.dumps(summary), flush=True)
         if args.write_manifest:
-            release.update_probes(name, results)
+            publish.update_probes(name, results)
     write_table(out)
 
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,13 +24,15 @@
 # no estimator except the labelled plug-in and sample estimates.
 
 # %%
+import numpy as np
 from IPython.display import Image
 
 from sparsejepa import figures
+from theory import lemmas
 
-dpi = figures.dpi_experiment(n_channels=200, seed=0)
-mixing = figures.mixing_counterexample()
-grouping = figures.grouping_identity()
+dpi = lemmas.dpi_experiment(np.random.default_rng(0), n_channels=200)
+mixing = lemmas.mixing_counterexample(np.random.default_rng(0))
+grouping = lemmas.grouping_identity(np.random.default_rng(0))
 print(figures.save_table(figures.theory_table(dpi, mixing, grouping), "05_theory_numerics"))
 
 # %%

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,11 +30,12 @@
 # %%
 from IPython.display import Image, Markdown
 
+from sparsejepa.output import save_table
 from sparsejepa.tabular import figures
 
 TABLES = ["adult", "mnist", "wine", "breast_cancer", "digits", "simulation"]
 results, tag = figures.load_or_quick(TABLES)
-print(figures.save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
+print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 
 # %% [markdown]
 # The simulation study (Var-JEPA's Table 1): the full ELBO against its ablations, Var-T-JEPA's

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import ImageDataset
-from .probe import probe_task
+from .probe import probe_tasks, task_names
 
 
 def pixel_features(dataset: ImageDataset, x_uint8: np.ndarray) -> torch.Tensor:
@@ -36,34 +36,20 @@ def pixel_probes(
     """Linear, BatchNorm+linear and kNN probes of the raw pixels on each task of `dataset`:
     {"dataset", "n_train", "n_test", "feature_dims", "timing_s", "tasks": {task: {"pixels/linear",
     "pixels/bn_linear", "best", "best_by_val", "knn"}}} with top-1 % as in `run_probes`."""
-    tasks = list(dataset.num_classes) if tasks is None else list(tasks)
-    unknown = [t for t in tasks if t not in dataset.num_classes]
-    if unknown:
-        raise ValueError(f"unknown tasks {unknown} for {dataset.name}; known: {dataset.tasks}")
+    tasks = task_names(dataset, tasks)
     tic = time.perf_counter()
     train_x = pixel_features(dataset, dataset.x_train)
     test_x = pixel_features(dataset, dataset.x_test)
-    timing, results = {"features": time.perf_counter() - tic}, {}
-    for task in tasks:
-        tic = time.perf_counter()
-        y_train = torch.from_numpy(dataset.labels_train[task])
-        y_test = torch.from_numpy(dataset.labels_test[task])
-        classes = dataset.num_classes[task]
-        results[task] = probe_task(
-            {"pixels": (train_x, test_x)},
-            y_train,
-            y_test,
-            classes,
-            knn_features="pixels",
-            seed=seed,
-        )
-        timing[task] = time.perf_counter() - tic
+    timing = {"features": time.perf_counter() - tic}
+    results, seconds = probe_tasks(
+        {"pixels": (train_x, test_x)}, dataset, tasks, knn_features="pixels", seed=seed
+    )
     return {
         "dataset": dataset.name,
         "n_train": len(dataset.x_train),
         "n_test": len(dataset.x_test),
         "feature_dims": {"pixels": int(train_x.shape[1])},
-        "timing_s": timing,
+        "timing_s": {**timing, **seconds},
         "tasks": results,
     }
 

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import checkpoint, data, release
+from . import checkpoint, data, publish, release, run_folder
 from .config import ConfigError, load_config, presets
 from .version import __version__
 
@@ -35,7 +35,7 @@ def _demo(args) -> None:
 
 
 def _export(args) -> None:
-    entry = release.export(
+    entry = publish.export(
         args.run, args.name, args.out, args.probe or None, overwrite=args.overwrite
     )
     folder = Path(args.out) if args.out else release.default_dir()
@@ -205,7 +205,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         yaml.YAMLError,
         data.DatasetError,
         checkpoint.CheckpointError,
-        checkpoint.RunFolderLocked,
+        run_folder.RunFolderLocked,
         release.ReleaseError,
         NonFiniteLoss,
         OSError,  # missing / unreadable / unwritable files, full disk

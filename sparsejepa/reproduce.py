@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import checkpoint, data, release
+from . import checkpoint, data, publish, release
 from .config import ConfigError, load_config, to_dict
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "checkpoints" / "reference_runs.yaml"
@@ -179,7 +179,7 @@ def reproduce(
         previous = release.read_manifest(out_dir)["entries"].get(name, {}).get("timing")
         if state.step == start_steps.get(name) and previous:
             timing = previous  # finished earlier: nothing trained now, keep the times measured then
-        entries[name] = release.export(
+        entries[name] = publish.export(
             run_dir, name, out_dir, probe_files=files, timing=timing, overwrite=overwrite
         )
         print(

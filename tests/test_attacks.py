@@ -25,7 +25,7 @@ from test_cli import TINY
 from test_train import tiny_config, tiny_dataset
 
 import sparsejepa
-from sparsejepa import checkpoint, config, probe, release
+from sparsejepa import checkpoint, config, probe, publish, release, run_folder
 from sparsejepa import train as train_mod
 from sparsejepa.checkpoint import NonFiniteCheckpoint
 from sparsejepa.cli import main
@@ -393,7 +393,7 @@ def test_one_line_and_exit_status_from_a_real_process(tmp_path):
 def test_a_second_writer_of_a_run_folder_is_refused(tiny_yaml, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    with checkpoint.locked_run_folder(run):  # another training process holds the folder
+    with run_folder.locked_run_folder(run):  # another training process holds the folder
         message = cli_error(["train", "--config", tiny_yaml, "--out", run, "--quiet"])
     assert f"run folder {run} is in use by another training process (pid {os.getpid()})" in message
     main(["train", "--config", str(tiny_yaml), "--out", str(run), "--quiet"])  # released
@@ -622,11 +622,11 @@ def test_export_refuses_to_replace_a_release_with_other_weights(two_runs, tmp_pa
         k: v for k, v in shipped.items() if not k.endswith(".lock")
     }
     with pytest.raises(ReleaseError, match="overwrite=True"):
-        release.export(two_runs[1], "jepa_s0", out)
+        publish.export(two_runs[1], "jepa_s0", out)
     # a stray file of that name, without a manifest entry, is not replaced either
     (out / "other.safetensors").write_bytes(b"someone's file")
     with pytest.raises(ReleaseError, match="as .*other.safetensors \\(no manifest entry\\)"):
-        release.export(two_runs[1], "other", out)
+        publish.export(two_runs[1], "other", out)
     main(
         ["export", "--run", str(two_runs[1]), "--name", "jepa_s0", "--out", str(out), "--overwrite"]
     )
@@ -635,7 +635,7 @@ def test_export_refuses_to_replace_a_release_with_other_weights(two_runs, tmp_pa
 
 def test_reproduce_refuses_to_retrain_a_release_before_training(two_runs, tmp_path, tiny_yaml):
     out = tmp_path / "checkpoints"
-    release.export(two_runs[0], "jepa_s0", out)
+    publish.export(two_runs[0], "jepa_s0", out)
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"preset: {tiny_yaml}\nruns:\n  jepa_s0: []\n")
     message = cli_error(

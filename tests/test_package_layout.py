@@ -9,6 +9,7 @@ import pytest
 
 LAYERS = [
     "version",
+    "output",
     "gaussian",
     "masks",
     "schedules",
@@ -16,6 +17,7 @@ LAYERS = [
     "augment",
     "vit",
     "runtime",
+    "run_folder",
     "data",
     "config",
     "sparsity",
@@ -24,6 +26,9 @@ LAYERS = [
     "state",
     "checkpoint",
     "release",
+    "publish",
+    "features",
+    "probe_heads",
     "probe",
     "baselines",
     "train",

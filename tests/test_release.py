@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from test_train import tiny_config, tiny_dataset
 
 import sparsejepa
-from sparsejepa import release
+from sparsejepa import publish, release
 from sparsejepa.release import ReleaseError
 from sparsejepa.train import train
 
@@ -29,7 +29,7 @@ def run(tmp_path_factory):
 def exported(run, tmp_path):
     run_dir, state = run
     out = tmp_path / "checkpoints"
-    release.export(run_dir, "sparse_s0", out)
+    publish.export(run_dir, "sparse_s0", out)
     return out, state
 
 
@@ -83,7 +83,7 @@ def test_loading_never_unpickles(exported, monkeypatch):
 def test_jepa_release_has_no_group_matrix(tmp_path):
     cfg = tiny_config(train={"epochs": 1}, sparsity={"enabled": False})
     train(cfg, tmp_path / "run", dataset=tiny_dataset(), progress=False)
-    entry = release.export(tmp_path / "run", "jepa_s0", tmp_path / "out")
+    entry = publish.export(tmp_path / "run", "jepa_s0", tmp_path / "out")
     assert entry["group_matrix"] is None and entry["probes"] == {} and entry["method"] == "JEPA"
     assert sparsejepa.load("jepa_s0", directory=tmp_path / "out").group_matrix is None
 
@@ -167,11 +167,11 @@ def test_missing_and_unknown_releases_are_clear_errors(exported, tmp_path):
 def test_export_errors(run, tmp_path):
     run_dir, _ = run
     with pytest.raises(ReleaseError, match="plain file stem"):
-        release.export(run_dir, "../escape", tmp_path)
+        publish.export(run_dir, "../escape", tmp_path)
     bad = tmp_path / "probe_bad.json"
     bad.write_text(json.dumps({"top1": 3}))
     with pytest.raises(ReleaseError, match="not a `sparsejepa probe --out` result"):
-        release.export(run_dir, "x", tmp_path / "out", probe_files=[bad])
+        publish.export(run_dir, "x", tmp_path / "out", probe_files=[bad])
     assert not (tmp_path / "out" / "x.safetensors").exists()
 
 
@@ -179,24 +179,24 @@ def test_update_probes_replaces_one_datasets_results_and_keeps_the_entry_sealed(
     out, _ = exported
     before = release.read_manifest(out)["entries"]["sparse_s0"]
     new = {"dataset": "tiny", "tasks": {"a": {"best": {"top1": 50.0}, "knn": {"top1": 41.0}}}}
-    entry = release.update_probes("sparse_s0", [new], out)
+    entry = publish.update_probes("sparse_s0", [new], out)
     after = release.read_manifest(out)["entries"]["sparse_s0"]  # checks every entry's checksum
     assert after == entry and after["probes"]["tiny"] == new
     assert {k: v for k, v in after.items() if k not in ("probes", "entry_sha256")} == {
         k: v for k, v in before.items() if k not in ("probes", "entry_sha256")
     }
     with pytest.raises(ReleaseError, match="no release 'nope'"):
-        release.update_probes("nope", [new], out)
+        publish.update_probes("nope", [new], out)
     with pytest.raises(ReleaseError, match="needs 'dataset' and 'tasks'"):
-        release.update_probes("sparse_s0", [{"tasks": {}}], out)
+        publish.update_probes("sparse_s0", [{"tasks": {}}], out)
 
 
 def test_exports_of_several_runs_share_one_manifest(run, tmp_path):
     run_dir, _ = run
     out = tmp_path / "checkpoints"
-    first = release.export(run_dir, "a", out)
-    release.export(run_dir, "b", out)
-    release.export(run_dir, "a", out)  # re-export of the same weights updates its entry
+    first = publish.export(run_dir, "a", out)
+    publish.export(run_dir, "b", out)
+    publish.export(run_dir, "a", out)  # re-export of the same weights updates its entry
     assert release.releases(out) == ["a", "b"]
     assert release.read_manifest(out)["entries"]["a"]["sha256"] == first["sha256"]  # reproducible
     assert oct((out / "a.safetensors").stat().st_mode & 0o777) == "0o644"

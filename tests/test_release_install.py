@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import sparsejepa
-from sparsejepa import augment, data, probe, release
+from sparsejepa import augment, data, probe, publish, release
 from sparsejepa.cli import main
 from sparsejepa.config import load_config
 from sparsejepa.probe import probe_checkpoint
@@ -42,10 +42,10 @@ def test_shipped_releases_record_their_input(jepa):
 def test_normalization_is_the_training_sets():
     cfg = load_config("demo", ["data.n_train=300", "data.n_test=50", "train.seed=3"])
     ds = data.load_dataset("shapes", seed=3, n_train=300, n_test=50)
-    mean, std = release.dataset_normalization(cfg)
+    mean, std = publish.dataset_normalization(cfg)
     assert mean == ds.mean and std == ds.std
     missing = load_config("demo", ["data.dataset=cifar100", "data.path=/nonexistent/c.npz"])
-    assert release.dataset_normalization(missing) == (None, None)  # recorded as unknown
+    assert publish.dataset_normalization(missing) == (None, None)  # recorded as unknown
 
 
 def test_transform_matches_the_training_normalisation(jepa):

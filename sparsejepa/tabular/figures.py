@@ -17,8 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from ..figures import save as save_figure
-from ..figures import save_table  # noqa: F401  (notebook 10 calls figures.save_table)
+from ..output import save as save_figure
 from .config import load_config
 from .experiment import markdown, run_comparison, summarise
 

@@ -15,14 +15,8 @@ from scipy import stats
 
 import theory
 from theory.closed_forms import gaussian_multiinformation
-from theory.tasks import (
-    GaussianTask,
-    TransformedTask,
-    ar1,
-    blocks,
-    discrete_multiinformation,
-    random_correlation,
-)
+from theory.lemmas import dpi_experiment, push_forward, tensor_multiinformation
+from theory.tasks import GaussianTask, TransformedTask, ar1, blocks, random_correlation
 
 
 def random_partition(d: int, rng: np.random.Generator) -> list[list[int]]:
@@ -85,18 +79,6 @@ def test_component_wise_scaling_keeps_m_exact() -> None:
     assert gaussian_multiinformation(scale @ R @ scale) == pytest.approx(2.0, rel=1e-10)
 
 
-def push_forward(joint: np.ndarray, channels: list[np.ndarray]) -> np.ndarray:
-    """P_Y(y) = sum_x P_X(x) prod_i K_i[x_i, y_i] for a joint pmf tensor and row-stochastic K_i."""
-    for axis, K in enumerate(channels):
-        joint = np.moveaxis(np.tensordot(joint, K, axes=([axis], [0])), -1, axis)
-    return joint
-
-
-def tensor_multiinformation(joint: np.ndarray, groups=None) -> float:
-    outcomes = np.indices(joint.shape).reshape(joint.ndim, -1).T
-    return discrete_multiinformation(outcomes, joint.ravel(), groups)
-
-
 def test_discrete_channels_never_increase_m_exact() -> None:
     """Random pmfs on small alphabets, random stochastic (and deterministic) maps per coordinate."""
     rng = np.random.default_rng(4)
@@ -121,6 +103,17 @@ def test_discrete_symbol_permutations_keep_m_exact() -> None:
     assert tensor_multiinformation(push_forward(joint, channels)) == pytest.approx(
         tensor_multiinformation(joint), abs=1e-12
     )
+
+
+def test_dpi_experiment_of_notebook_05_holds_and_is_seeded() -> None:
+    """The exact pairs notebook 05 draws: M(Y) <= M(X) for every channel, the same for a seed."""
+    pairs = dpi_experiment(np.random.default_rng(0), n_channels=40)
+    for kind in ("gaussian", "discrete"):
+        before, after = pairs[kind].T
+        assert pairs[kind].shape == (40, 2) and (after >= -1e-12).all()
+        assert (after <= before + 1e-12).all() and (after < before - 1e-6).mean() > 0.5
+        again = dpi_experiment(np.random.default_rng(0), n_channels=40)[kind]
+        assert np.array_equal(pairs[kind], again)
 
 
 def quantised_gaussian_pmf(R: np.ndarray, levels: int) -> np.ndarray:

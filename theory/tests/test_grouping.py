@@ -160,3 +160,19 @@ def test_decompose_ksg_reports_small_residual(seed: int) -> None:
 def _fields(result) -> tuple[float, float, list[float], float]:
     get = result.__getitem__ if isinstance(result, dict) else lambda key: getattr(result, key)
     return get("total"), get("between"), list(get("within")), get("residual")
+
+
+def test_grouping_identity_of_notebook_05_is_exact_and_mixing_raises_m() -> None:
+    """The rows notebook 05 prints: exact total = between + sum within, estimates close to exact;
+    the mixing map (x1, x2) -> (x1, x1) takes M from 0 to log 2."""
+    from theory.lemmas import grouping_identity, mixing_counterexample
+
+    for row in grouping_identity(np.random.default_rng(0), n=2000):
+        exact = row["exact_between"] + row["exact_within"]
+        assert row["exact_total"] == pytest.approx(exact, abs=1e-12) and row["exact_total"] > 0.05
+        assert abs(row["est_residual"]) < 1e-10
+        assert row["est_total"] == pytest.approx(row["exact_total"], abs=0.05)
+    mixing = mixing_counterexample(np.random.default_rng(0), n=4000)
+    assert mixing["exact_before"] == 0.0 and mixing["exact_after"] == pytest.approx(math.log(2))
+    assert abs(mixing["estimate_before"]) < 0.01
+    assert mixing["estimate_after"] == pytest.approx(math.log(2), abs=0.01)

@@ -16,6 +16,7 @@ LAYERS = [
     "estimators",
     "monitor",
     "tasks",
+    "lemmas",
     "cli",
 ]
 ROOT = Path(__file__).resolve().parents[1]
