@@ -18,11 +18,6 @@ import numpy as np
 import torch
 
 from .config import Config, ConfigError, from_dict, to_dict
-
-# re-exported while train.py (edited elsewhere) calls them as checkpoint.X; home: run_folder
-from .run_folder import locked_run_folder as locked_run_folder
-from .run_folder import set_aside_previous_run as set_aside_previous_run
-from .run_folder import trim_log as trim_log
 from .version import __version__
 from .vit import Encoder
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import theory
 
-from . import augment, checkpoint, data, metrics, var_jepa
+from . import augment, checkpoint, data, metrics, run_folder, var_jepa
 from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
 from .runtime import NonFiniteLoss, seeded_generator
@@ -259,9 +259,9 @@ def train(
     resume: True = continue from out_dir/ckpt.pt if present; a path = from that checkpoint;
     False = start fresh: the folder's previous run (ckpt.pt, metrics.jsonl, config.json, probe and
     feature files) is first moved into out_dir/replaced-<time>/ (said on stderr), never mixed in.
-    A resumed run's metrics.jsonl is cut back to the checkpoint's step (`checkpoint.trim_log`).
+    A resumed run's metrics.jsonl is cut back to the checkpoint's step (`run_folder.trim_log`).
     stop_at: stop (with a checkpoint) after this global step, as if killed there.
-    One process trains in a folder at a time (`checkpoint.locked_run_folder`). A checkpoint is
+    One process trains in a folder at a time (`run_folder.locked_run_folder`). A checkpoint is
     written only when every tensor is finite; a loss or state turning nan / inf stops the run
     with NonFiniteLoss saying which checkpoint, if any, is the last good one.
     """
@@ -269,7 +269,7 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     is_main = not dist.is_initialized() or dist.get_rank() == 0
-    with checkpoint.locked_run_folder(out) if is_main else contextlib.nullcontext():
+    with run_folder.locked_run_folder(out) if is_main else contextlib.nullcontext():
         if dataset is None:
             d = cfg.data
             dataset = data.load_dataset(
@@ -295,14 +295,14 @@ def train(
             good = (source, state.step)
         if is_main:
             if not resume:
-                aside = checkpoint.set_aside_previous_run(out)
+                aside = run_folder.set_aside_previous_run(out)
                 if aside is not None:
                     print(
                         f"fresh run in {out}: the previous run's files were moved to {aside}",
                         file=sys.stderr,
                     )
             else:
-                checkpoint.trim_log(out / "metrics.jsonl", state.step)
+                run_folder.trim_log(out / "metrics.jsonl", state.step)
             (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
         return _loop(state, out, ckpt_path, good, stop_at, progress, is_main)
 
