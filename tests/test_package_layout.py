@@ -90,3 +90,15 @@ def test_imports_run_one_way_and_stay_public(layer):
             assert module in earlier, f"{where}: not an earlier layer (package root or upward)"
             private = name.startswith("_") and not name.startswith("__")
             assert not private, f"{where}.{name}: a private name"
+
+
+def test_no_module_is_over_400_lines():
+    """One job per file: no Python file of sparsejepa/ or theory/ (tests included) over 400
+    lines; split a longer one by job."""
+    root = PACKAGE.parent
+    lengths = {
+        str(path.relative_to(root)): len(path.read_text().splitlines())
+        for folder in ("sparsejepa", "theory")
+        for path in (root / folder).rglob("*.py")
+    }
+    assert not {k: n for k, n in lengths.items() if n > 400}, sorted(lengths.items())[-5:]
