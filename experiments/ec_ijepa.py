@@ -12,7 +12,8 @@ JEPA (`ijepa_*`) or `model.conditioning=ec` (`ec_*`), nothing else changed:
 - `*_ctx0.6`, `*_ctx0.4`: context scale (0.6, 0.8) and (0.4, 0.6), seed 0, probed at the end on
   the 10k / 10k subset (fine); with the `*_s0` runs' last subset probe they give accuracy against
   context scale.
-One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl; `--table` writes
+One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl (a stage already there
+is not run again: a stopped call resumes after its last probed stage); `--table` writes
 ec_ijepa.md from it (`sparsejepa.ec_results`, which notebook 11 plots). Runs live in
 runs/ec_ijepa/NAME (SPARSEJEPA_CIFAR100 must point at the data).
 """
@@ -75,10 +76,13 @@ def run(name: str, overrides: list[str]) -> None:
     run_dir = RUNS / name
     total = round(EPOCHS * (50_000 // cfg.train.batch_size))
     stops = [total * k // 4 for k in (1, 2, 3)] if name.endswith("_s0") else []
-    train_s = 0.0
+    done = {r["step"]: r for r in _rows() if r["run"] == name}
+    train_s = max((r["train_s_so_far"] for r in done.values()), default=0.0)
     for i, stop in enumerate([*stops, total]):
+        if stop in done:  # this stage was trained and probed by an earlier call: resume after it
+            continue
         tic = time.perf_counter()
-        train(cfg, run_dir, resume=i > 0, stop_at=stop, progress=False)
+        train(cfg, run_dir, resume=bool(done) or i > 0, stop_at=stop, progress=False)
         train_s += time.perf_counter() - tic
         tic = time.perf_counter()
         points = {} if name.endswith("_s1") else probe(run_dir, full=False)
@@ -105,6 +109,11 @@ def run(name: str, overrides: list[str]) -> None:
         with RESULTS.with_suffix(".jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
+
+
+def _rows() -> list[dict]:
+    path = RESULTS.with_suffix(".jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def main() -> None:

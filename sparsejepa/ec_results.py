@@ -99,7 +99,7 @@ def table(rows: dict) -> str:
             f"{_mean_sd(cells['coarse'])} | | | |"
         )
     out += ["", "Sample efficiency (seed 0; fine, converged probe on a 10k / 10k subset)", ""]
-    out += ["| method | " + " | ".join(f"{n:,} images" for n, _ in _first(efficiency(rows)))]
+    out += ["| method | " + " | ".join(f"{n:,} images" for n, _ in _first(efficiency(rows))) + " |"]
     out += ["|---" * (1 + len(_first(efficiency(rows)))) + "|"]
     for method, points in efficiency(rows).items():
         out.append(f"| {METHODS[method]} | " + " | ".join(str(a) for _, a in points) + " |")

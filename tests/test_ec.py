@@ -1,11 +1,13 @@
 """EC-IJEPA (model.conditioning=ec): the encoders see the other window's positions and nothing else
 of it, the probe needs no conditioning, and with conditioning off training is unchanged."""
 
+import json
+
 import pytest
 import torch
 from test_train import tiny_config, tiny_dataset
 
-from sparsejepa import checkpoint, release
+from sparsejepa import checkpoint, ec_results, release
 from sparsejepa.config import ConfigError, from_dict, to_dict
 from sparsejepa.probe import extract_features
 from sparsejepa.state import build
@@ -118,3 +120,32 @@ def test_conditioning_choices_are_checked():
         Encoder(img_size=16, patch=4, width=32, depth=1, heads=2)(
             torch.zeros(1, 3, 16, 16), cond=torch.zeros(1, 1, 32)
         )
+
+
+def test_ec_results_table_and_figure_from_probe_rows(tmp_path):
+    def row(run, step, probes, total=8):
+        return {"run": run, "step": step, "total_steps": total, "images_seen": step * 4,
+                "epochs": 1, "probes": probes, "rankme": 5.0, "train_s_so_far": 60}  # fmt: skip
+
+    def cell(top1):
+        return {"best_by_val": top1, "knn": top1 / 2, "probe": "last4/linear"}
+
+    full = {"full:cifar100/fine": cell(30.0), "full:cifar100/coarse": cell(40.0)}
+    rows = [
+        row("ijepa_s0", 4, {"cifar100/fine": cell(10.0)}),
+        row("ijepa_s0", 8, {"cifar100/fine": cell(12.0), **full}),
+        row("ijepa_s1", 8, {"full:cifar100/fine": cell(32.0), "full:cifar100/coarse": cell(41.0)}),
+        row("ec_s0", 8, {"cifar100/fine": cell(11.0), **full}),
+        row("ec_ctx0.4", 8, {"cifar100/fine": cell(9.0)}),
+    ]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    loaded = ec_results.load_rows(path)
+    assert ec_results.classification(loaded)["ijepa"]["fine"] == [30.0, 32.0]
+    assert ec_results.efficiency(loaded)["ijepa"] == [(16, 10.0), (32, 12.0)]
+    assert ec_results.context_curve(loaded)["ec"] == [(0.925, 11.0), (0.5, 9.0)]
+    text = ec_results.table(loaded)
+    assert "| **I-JEPA mean** | 31.00 +- 1.41 (n=2) | 40.50 +- 0.71 (n=2) |" in text
+    assert len(ec_results.plot(loaded).axes) == 3
+    with pytest.raises(FileNotFoundError, match="ec_ijepa.py"):
+        ec_results.load_rows(tmp_path / "missing.jsonl")
