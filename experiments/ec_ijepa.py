@@ -14,7 +14,7 @@ JEPA (`ijepa_*`) or `model.conditioning=ec` (`ec_*`), nothing else changed:
   context scale.
 One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl (a stage already there
 is not run again: a stopped call resumes after its last probed stage); `--table` writes
-ec_ijepa.md from it (`sparsejepa.ec_results`, which notebook 11 plots). Runs live in
+ec_ijepa.md from it (`sparsejepa.figures.ec`, which notebook 11 plots). Runs live in
 runs/ec_ijepa/NAME (SPARSEJEPA_CIFAR100 must point at the data).
 """
 
@@ -26,14 +26,15 @@ from pathlib import Path
 
 import torch
 
-from sparsejepa import checkpoint, data, ec_results
+from sparsejepa import checkpoint, data
 from sparsejepa.config import load_config
+from sparsejepa.figures import ec
 from sparsejepa.probe import run_probes
 from sparsejepa.train import train
 
 EPOCHS = 3
 SUBSET = 10_000
-RESULTS = ec_results.RESULTS.with_suffix("")
+RESULTS = ec.RESULTS.with_suffix("")
 RUNS = Path("runs/ec_ijepa")
 
 
@@ -42,7 +43,7 @@ def variants() -> dict[str, list[str]]:
     for method, extra in (("ijepa", []), ("ec", ["model.conditioning=ec"])):
         for seed in (0, 1):
             out[f"{method}_s{seed}"] = [*extra, f"train.seed={seed}"]
-        for suffix, scale in ec_results.CONTEXT_SCALES.items():
+        for suffix, scale in ec.CONTEXT_SCALES.items():
             if suffix != "_s0":
                 out[f"{method}{suffix}"] = [*extra, f"mask.context_scale=[{scale[0]}, {scale[1]}]"]
     return out
@@ -130,7 +131,7 @@ def main() -> None:
             raise SystemExit(f"unknown variants {unknown}; known: {sorted(todo)}")
         for name in args.only or todo:
             run(name, todo[name])
-    RESULTS.with_suffix(".md").write_text(ec_results.table(ec_results.load_rows()) + "\n")
+    RESULTS.with_suffix(".md").write_text(ec.table(ec.load_rows()) + "\n")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@
 # %%
 from IPython.display import Image
 
-from sparsejepa import ec_results, figures
+from sparsejepa import figures
+from sparsejepa.figures import ec
 
-rows = ec_results.load_rows()
-print(figures.save_table(ec_results.table(rows), "11_ec_ijepa"))
+rows = ec.load_rows()
+print(figures.save_table(ec.table(rows), "11_ec_ijepa"))
 
 # %%
-Image(figures.save(ec_results.plot(rows), "11_ec_ijepa"))
+Image(figures.save(ec.plot(rows), "11_ec_ijepa"))

@@ -7,8 +7,9 @@ import pytest
 import torch
 from test_train import tiny_config, tiny_dataset
 
-from sparsejepa import checkpoint, ec_results, release
+from sparsejepa import checkpoint, release
 from sparsejepa.config import ConfigError, from_dict, to_dict
+from sparsejepa.figures import ec
 from sparsejepa.probe import extract_features
 from sparsejepa.state import build
 from sparsejepa.train import jepa_loss, sample_batch, train, train_step
@@ -140,12 +141,12 @@ def test_ec_results_table_and_figure_from_probe_rows(tmp_path):
     ]
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    loaded = ec_results.load_rows(path)
-    assert ec_results.classification(loaded)["ijepa"]["fine"] == [30.0, 32.0]
-    assert ec_results.efficiency(loaded)["ijepa"] == [(16, 10.0), (32, 12.0)]
-    assert ec_results.context_curve(loaded)["ec"] == [(0.925, 11.0), (0.5, 9.0)]
-    text = ec_results.table(loaded)
+    loaded = ec.load_rows(path)
+    assert ec.classification(loaded)["ijepa"]["fine"] == [30.0, 32.0]
+    assert ec.efficiency(loaded)["ijepa"] == [(16, 10.0), (32, 12.0)]
+    assert ec.context_curve(loaded)["ec"] == [(0.925, 11.0), (0.5, 9.0)]
+    text = ec.table(loaded)
     assert "| **I-JEPA mean** | 31.00 +- 1.41 (n=2) | 40.50 +- 0.71 (n=2) |" in text
-    assert len(ec_results.plot(loaded).axes) == 3
+    assert len(ec.plot(loaded).axes) == 3
     with pytest.raises(FileNotFoundError, match="ec_ijepa.py"):
-        ec_results.load_rows(tmp_path / "missing.jsonl")
+        ec.load_rows(tmp_path / "missing.jsonl")

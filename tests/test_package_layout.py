@@ -33,7 +33,6 @@ LAYERS = [
     "baselines",
     "train",
     "figures",
-    "ec_results",
     "reproduce",
     "demo",
     "tabular",

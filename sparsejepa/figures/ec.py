@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results" / "ec_ijepa.jsonl"
+RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "ec_ijepa.jsonl"
 METHODS = {"ijepa": "I-JEPA", "ec": "EC-IJEPA"}
 CONTEXT_SCALES = {"_s0": (0.85, 1.0), "_ctx0.6": (0.6, 0.8), "_ctx0.4": (0.4, 0.6)}
 PAPER_CLAIMS = {  # EC-IJEPA (arXiv 2410.10773), qualitative: its numbers were not recovered
