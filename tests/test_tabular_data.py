@@ -8,9 +8,10 @@ import pytest
 from scipy.stats import multivariate_normal, spearmanr
 
 from sparsejepa.data import DatasetError
-from sparsejepa.tabular import data as tdata
+from sparsejepa.tabular import files as tfiles
 from sparsejepa.tabular.config import TableConfig
-from sparsejepa.tabular.data import Remote, load_table, make_mixture
+from sparsejepa.tabular.data import load_table, make_mixture
+from sparsejepa.tabular.files import Remote
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ def test_mnist_reads_the_csv_and_pools_pixels(tmp_path):
     t = load_table(TableConfig(name="mnist", path=str(tmp_path), test_fraction=0.25))
     assert t.n_features == 784 and t.num_classes == 10 and t.cardinalities == []
     assert len(t.y_train) + len(t.y_test) == 40
-    x, names, y = tdata.read_mnist(tmp_path / "mnist_5k.csv.gz", pool=4)
+    x, names, y = tfiles.read_mnist(tmp_path / "mnist_5k.csv.gz", pool=4)
     assert x.shape == (40, 49) and names[8] == "px1_1" and y.tolist() == [i % 10 for i in range(40)]
     np.testing.assert_allclose(x[3, 8], pixels[3].reshape(28, 28)[4:8, 4:8].mean())
 
@@ -191,12 +192,12 @@ def test_mnist_bad_values_and_missing_files(tmp_path):
     file = tmp_path / "m.csv"
     file.write_text(",".join(["300"] * 784 + ["1"]) + "\n")
     with pytest.raises(DatasetError, match="pixel values must lie in 0..255"):
-        tdata.read_mnist(file)
+        tfiles.read_mnist(file)
     file.write_text(",".join(["3"] * 784 + ["12"]) + "\n")
     with pytest.raises(DatasetError, match="labels .* must be integers 0..9"):
-        tdata.read_mnist(file)
+        tfiles.read_mnist(file)
     with pytest.raises(DatasetError, match="pixel_pool must divide 28"):
-        tdata.read_mnist(file, pool=3)
+        tfiles.read_mnist(file, pool=3)
     with pytest.raises(DatasetError, match="no data.path"):
         load_table(TableConfig(name="mnist"))
     with pytest.raises(DatasetError, match="does not exist"):
@@ -248,14 +249,14 @@ def fake_remote(tmp_path, monkeypatch):
     cache in tmp_path."""
     folder = _adult_folder(tmp_path / "source")
     remote = Remote(
-        (folder / "adult.data").as_uri(), tdata.sha256_of(folder / "adult.data"), "adult.data"
+        (folder / "adult.data").as_uri(), tfiles.sha256_of(folder / "adult.data"), "adult.data"
     )
-    monkeypatch.setitem(tdata.REMOTES, "adult", remote)
+    monkeypatch.setitem(tfiles.REMOTES, "adult", remote)
     monkeypatch.setitem(
-        tdata.REMOTES,
+        tfiles.REMOTES,
         "adult_test",
         Remote(
-            (folder / "adult.test").as_uri(), tdata.sha256_of(folder / "adult.test"), "adult.test"
+            (folder / "adult.test").as_uri(), tfiles.sha256_of(folder / "adult.test"), "adult.test"
         ),
     )
     monkeypatch.setenv("SPARSEJEPA_CACHE", str(tmp_path / "cache"))
@@ -278,11 +279,11 @@ def test_download_checks_sha256_and_caches(fake_remote, tmp_path):
 def test_download_with_wrong_checksum_or_no_network_keeps_nothing(
     fake_remote, tmp_path, monkeypatch
 ):
-    monkeypatch.setitem(tdata.REMOTES, "adult", Remote(fake_remote.url, "0" * 64, "adult.data"))
+    monkeypatch.setitem(tfiles.REMOTES, "adult", Remote(fake_remote.url, "0" * 64, "adult.data"))
     with pytest.raises(DatasetError, match="checksum mismatch"):
         load_table(TableConfig(name="adult", download=True))
     missing = (tmp_path / "not-there").as_uri()
-    monkeypatch.setitem(tdata.REMOTES, "adult", Remote(missing, "0" * 64, "adult.data"))
+    monkeypatch.setitem(tfiles.REMOTES, "adult", Remote(missing, "0" * 64, "adult.data"))
     with pytest.raises(DatasetError, match="Offline"):
         load_table(TableConfig(name="adult", download=True))
     assert not any((tmp_path / "cache" / "tabular").iterdir())

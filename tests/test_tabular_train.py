@@ -176,8 +176,10 @@ def test_var_t_jepa_evaluation_reports_uncertainty_and_spearman(tmp_path):
         "predictor_x",
         "predictor_loo",
         "z",
+        "predictive",
         "oracle",
     }
+    assert r["predictor_r2"] <= 1 and (np.array(r["uncertainty_test"]["predictive"]) > 0).all()
     sim = r["simulation"]  # Var-JEPA's Table 1 columns
     assert 0 <= sim["probe_sx"] <= 1 and 0 <= sim["probe_sy"] <= 1
     assert sim["kl_aggregate"] >= 0 and sim["cov_minus_i"] >= 0

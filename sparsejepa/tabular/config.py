@@ -89,6 +89,7 @@ class EvalConfig:
     # encoder output before the posterior head, as for T-JEPA's target encoder)
     var_embedding: str = "posterior_mean"
     mask_draws: int = 8  # random masks averaged for the "predictor" uncertainty
+    predictive_samples: int = 16  # draws of (s_x, z) for the "predictive" uncertainty
     drop_fractions: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     mlp_hidden: int = 128
     mlp_epochs: int = 200
@@ -134,6 +135,7 @@ def _check(cfg: TabularConfig) -> None:
         "train.epochs": cfg.train.epochs,
         "optim.lr": cfg.optim.lr,
         "eval.mask_draws": cfg.eval.mask_draws,
+        "eval.predictive_samples": cfg.eval.predictive_samples,
     }
     for key, value in positive.items():
         if not value > 0:

@@ -12,6 +12,14 @@
   "predictor_loo": the decoded predictor std of each numeric feature predicted from all the
   others (leave one out; a larger context than the training masks give), averaged over them;
   "z": mean std of q(z|s_x).
+  "predictive" (the headline): the model's own predictive std of each numeric feature given all
+  the others, p(x_j | x_-j) = E_{q(s_x|x_-j) q(z|s_x)} int p(x_j|s_y) p(s_y|s_x,z) ds_y,
+  by the law of total variance over `predictive_samples` draws of (s_x, z): decoder variance +
+  mean decoded predictor variance + variance of the decoded predictor mean; averaged over the
+  numeric features. It reads only the generative path (encoder on x_-j, predictor, decoder), never
+  the target value, unlike q(s_y | whole row), whose std is a coding precision (audit, finding 6).
+  Its mean gives the predictor's leave-one-out R^2 ("predictor_r2"), a check of whether the
+  predictor has learned the conditional at all.
 - Selective prediction: accuracy on the test rows left after dropping the fraction q with the
   highest uncertainty, for each q in `drop_fractions`; the head's own confidence (1 - max
   probability) is reported beside it as a reference.
@@ -33,6 +41,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..gaussian import LOGVAR_RANGE, reparameterise
 from ..runtime import seeded_generator
 from .config import EvalConfig
 from .data import Table
@@ -47,6 +56,7 @@ UNCERTAINTY_KINDS = (
     "predictor_x",
     "predictor_loo",
     "z",
+    "predictive",
 )
 
 
@@ -90,9 +100,10 @@ def _decoded_std(feature: torch.Tensor, logvar: torch.Tensor, model) -> tuple:
 
 @torch.no_grad()
 def uncertainties(
-    state: TabState, table: Table, split: str, draws: int = 8, seed: int = 0
+    state: TabState, table: Table, split: str, draws: int = 8, seed: int = 0, samples: int = 16
 ) -> dict[str, np.ndarray]:
-    """Per-row latent uncertainties of Var-T-JEPA, keyed by UNCERTAINTY_KINDS (see module doc)."""
+    """Per-row latent uncertainties of Var-T-JEPA, keyed by UNCERTAINTY_KINDS (see module doc),
+    and "predictor_r2" (one value, `predictive`)."""
     model, cfg = state.model, state.cfg
     x_num, x_cat = _tensors(table, split, state.device)
     n, d = len(x_num), model.backbone.n_tokens - 1
@@ -134,7 +145,45 @@ def uncertainties(
         lv_p = model.prior_sy(s_x, ctx, tgt, model.posterior_z(s_x)[0])[1]
         loo += _decoded_std(tgt[:, 0] - 1, lv_p, model)[0] / model.decoder.n_num
     out["predictor_loo"] = loo
-    return {k: out[k].cpu().numpy() for k in UNCERTAINTY_KINDS}
+    out["predictive"], out["predictor_r2"] = predictive(state, table, split, samples, seed)
+    return {k: out[k].cpu().numpy() for k in (*UNCERTAINTY_KINDS, "predictor_r2")}
+
+
+@torch.no_grad()
+def predictive(state: TabState, table: Table, split: str, samples: int = 16, seed: int = 0):
+    """(n,) predictive std of the numeric features, each given all the others, averaged over
+    them, and (1,) the leave-one-out R^2 of the predictive mean, averaged over them (see the
+    module doc; 0 = the predictor outputs the marginal)."""
+    model = state.model
+    dec = model.decoder
+    x_num, x_cat = _tensors(table, split, state.device)
+    n, d = len(x_num), model.backbone.n_tokens - 1
+    if not dec.n_num:
+        return torch.zeros(n, device=state.device), torch.zeros(1, device=state.device)
+    gen = seeded_generator(state.device, seed, 11)
+    std, r2 = torch.zeros(n, device=state.device), torch.zeros(1, device=state.device)
+    for j in range(dec.n_num):
+        ctx = torch.tensor([0] + [i + 1 for i in range(d) if i != j], device=state.device)
+        ctx, tgt = ctx.expand(n, -1), torch.full((n, 1, 1), j + 1, device=state.device)
+        mu_sx, lv_sx = model.posterior_sx(x_num, x_cat, ctx)
+        means, variances = [], []
+        for _ in range(samples):
+            s_x = reparameterise(mu_sx, lv_sx, gen)
+            z = reparameterise(*model.posterior_z(s_x), gen)
+            mu_p, lv_p = (t[:, 0] for t in model.prior_sy(s_x, ctx, tgt, z))
+            w, b = dec.num_w[j], dec.num_b[j]  # (k, 2): decoded mean and log-variance
+            if dec.fixed_logvar is None:
+                noise = (mu_p @ w[:, 1] + b[1]).clamp(*LOGVAR_RANGE).exp()
+            else:
+                noise = torch.full_like(mu_p[:, 0], math.exp(dec.fixed_logvar))
+            means.append(mu_p @ w[:, 0] + b[0])
+            variances.append(noise + (w[:, 0].square() * lv_p.exp()).sum(-1))
+        means = torch.stack(means)  # (samples, n)
+        spread = means.var(0, unbiased=False)  # Var over (s_x, z) of the decoded mean
+        std += (torch.stack(variances).mean(0) + spread).sqrt() / dec.n_num
+        mse = (means.mean(0) - x_num[:, j]).square().mean()
+        r2 += (1 - mse / x_num[:, j].var(unbiased=False).clamp(min=1e-12)) / dec.n_num
+    return std, r2
 
 
 def make_head(name: str, seed: int, ecfg: EvalConfig):
@@ -227,7 +276,8 @@ def evaluate(
         for h, r in heads.items()
     }
     if state is not None and state.target is None and uncertainty:
-        unc = uncertainties(state, table, "test", ecfg.mask_draws, seed)
+        unc = uncertainties(state, table, "test", ecfg.mask_draws, seed, ecfg.predictive_samples)
+        result["predictor_r2"] = float(unc.pop("predictor_r2")[0])
         result["uncertainty_test"] = {k: v.tolist() for k, v in unc.items()}
         result["selective_uncertainty"] = {
             h: {k: selective_accuracy(r["correct"], u, ecfg.drop_fractions) for k, u in unc.items()}

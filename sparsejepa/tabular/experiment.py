@@ -99,12 +99,20 @@ def _list(values):
 def summarise(results: dict) -> dict:
     """{'acc': {label: {head: [mean, std]}}, 'selective': {label: {head: {kind: [mean accuracy
     per drop fraction]}}} with kind 'confidence' or an uncertainty kind, 'spearman': {kind:
-    [mean, std]}, 'simulation': {metric: [mean, std]}, 'train_seconds': {label: mean}}; labels
+    [mean, std]}, 'simulation': {metric: [mean, std]}, 'predictor_r2': [mean, std] (Var-T-JEPA's
+    leave-one-out R^2, `evaluate.predictive`), 'train_seconds': {label: mean}}; labels
     are `label(run)`; std is the sample std over seeds (0 for one seed)."""
     by_method: dict[str, list] = {}
     for run in results["runs"]:
         by_method.setdefault(label(run), []).append(run)
-    summary = {"acc": {}, "selective": {}, "spearman": {}, "simulation": {}, "train_seconds": {}}
+    summary = {
+        "acc": {},
+        "selective": {},
+        "spearman": {},
+        "simulation": {},
+        "predictor_r2": None,
+        "train_seconds": {},
+    }
     for method, runs in by_method.items():
         heads = list(runs[0]["acc"])
         summary["acc"][method] = {
@@ -120,6 +128,12 @@ def summarise(results: dict) -> dict:
             summary["simulation"] = _mean_std(runs, "simulation")
         if "spearman" in runs[0]:
             summary["spearman"] = _mean_std(runs, "spearman")
+        if "predictor_r2" in runs[0]:
+            r2 = [r["predictor_r2"] for r in runs]
+            summary["predictor_r2"] = [
+                float(np.mean(r2)),
+                float(np.std(r2, ddof=1)) if len(r2) > 1 else 0.0,
+            ]
     return summary
 
 
@@ -188,6 +202,12 @@ def markdown(results: dict) -> str:
     if s["spearman"]:
         cells = ", ".join(f"{k} {m:.3f} ± {d:.3f}" for k, (m, d) in s["spearman"].items())
         lines += ["", f"Spearman(latent uncertainty, exact ambiguity) on test rows: {cells}"]
+    if s["predictor_r2"] is not None:
+        lines += [
+            "",
+            "Var-T-JEPA predictor, leave-one-out R^2 of the numeric features' predictive mean: "
+            "{:.3f} ± {:.3f}".format(*s["predictor_r2"]),
+        ]
     if s["simulation"]:
         cells = ", ".join(f"{k} {m:.3f} ± {d:.3f}" for k, (m, d) in s["simulation"].items())
         lines += ["", f"Simulation study (Var-T-JEPA, posterior means): {cells}"]

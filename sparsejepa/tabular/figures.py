@@ -46,6 +46,7 @@ KIND_STYLE = {
     "predictor_x": ("tab:olive", "-"),
     "predictor_loo": ("tab:cyan", "-"),
     "z": ("tab:purple", "-"),
+    "predictive": ("tab:blue", "-"),
     "oracle": ("0.4", ":"),
 }
 
@@ -109,18 +110,23 @@ def simulation_table(results: dict[str, dict]) -> str:
         ("simulation", "probe_sy"),
         ("simulation", "kl_aggregate"),
         ("simulation", "cov_minus_i"),
+        ("spearman", "predictive"),
         ("spearman", "target_posterior"),
-        ("spearman", "predictor_loo"),
+        ("predictor_r2", None),
     ]
     lines = [
         "| ELBO | probe acc. from s_x | from s_y | KL(aggregate q(s_x) ‖ N(0,I)) (nats) | "
-        "‖Cov − I‖_F | Spearman: target posterior std | predictor std (leave one out) |",
+        "‖Cov − I‖_F | Spearman: predictive std | target posterior std | predictor R² (leave "
+        "one out) |",
         "|---|" + "---|" * len(cols),
     ]
     for variant, name in ABLATIONS.items():
         if name in results:
             s = summarise(results[name])
-            cells = " | ".join("{:.3f} ± {:.3f}".format(*s[key][metric]) for key, metric in cols)
+            cells = " | ".join(
+                "{:.3f} ± {:.3f}".format(*(s[key] if metric is None else s[key][metric]))
+                for key, metric in cols
+            )
             lines.append(f"| {variant} | {cells} |")
     return "\n".join(lines)
 
