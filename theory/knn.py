@@ -30,8 +30,27 @@ BRUTE_TILE = 256
 QUANT_SLACK = 1.5
 # Relative size of the tie-breaking noise for raw (not rank-transformed) data, as in NPEET.
 TIE_NOISE = 1e-10
+# Default neighbours: 3 for ksg/kl/kl_copula (as NPEET); 8 for knn_corrected, whose kNN bias is
+# simulated and subtracted, so a larger k only lowers its variance (sd 0.023 -> 0.013 nats on a
+# Student-t, d = 4, N = 5000; 0.048 -> 0.018 on the Gaussian d = 12 groups task; 4 samples each,
+# measured with 2 references).
+DEFAULT_K = {"knn_corrected": 8}
 # Entropy of N(0, 1) in nats.
 GAUSS_ENTROPY = 0.5 * math.log(2 * math.pi * math.e)
+
+
+def neighbours(method: str, k: int | None, n: int) -> int:
+    """k, or when k is None the method's default (DEFAULT_K, else 3), lowered to N // 4 (at least
+    1) for small samples."""
+    return max(1, min(DEFAULT_K.get(method, 3), n // 4)) if k is None else k
+
+
+def check_k(method: str, n: int, k: int) -> None:
+    """The kNN methods need at least k + 1 samples (else ValueError)."""
+    if method in ("ksg", "kl", "kl_copula", "knn_corrected") and n < k + 1:
+        raise ValueError(
+            f"{method} needs at least k + 1 = {k + 1} samples, got N = {n}; lower k or add samples"
+        )
 
 
 def prepare(X: np.ndarray, rng: np.random.Generator, rank: bool) -> np.ndarray:

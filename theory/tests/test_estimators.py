@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import theory
-from theory.estimators import bins_per_column
+from theory.plugin import bins_per_column
 
 
 def correlated_gaussian(n: int, d: int, rho: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

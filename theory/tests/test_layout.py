@@ -13,6 +13,8 @@ LAYERS = [
     "knn",
     "corrected",
     "neural",
+    "plugin",
+    "auto",
     "estimators",
     "monitor",
     "tasks",
