@@ -77,7 +77,8 @@ def run(name: str, overrides: list[str]) -> None:
     run_dir = RUNS / name
     total = round(EPOCHS * (50_000 // cfg.train.batch_size))
     stops = [total * k // 4 for k in (1, 2, 3)] if name.endswith("_s0") else []
-    done = {r["step"]: r for r in _rows() if r["run"] == name}
+    measured = ec.load_rows() if ec.RESULTS.is_file() else {}
+    done = {step: r for (run, step), r in measured.items() if run == name}
     train_s = max((r["train_s_so_far"] for r in done.values()), default=0.0)
     for i, stop in enumerate([*stops, total]):
         if stop in done:  # this stage was trained and probed by an earlier call: resume after it
@@ -110,11 +111,6 @@ def run(name: str, overrides: list[str]) -> None:
         with RESULTS.with_suffix(".jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
-
-
-def _rows() -> list[dict]:
-    path = RESULTS.with_suffix(".jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def main() -> None:

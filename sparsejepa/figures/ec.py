@@ -99,9 +99,11 @@ def table(rows: dict) -> str:
             f"{_mean_sd(cells['coarse'])} | | | |"
         )
     out += ["", "Sample efficiency (seed 0; fine, converged probe on a 10k / 10k subset)", ""]
-    out += ["| method | " + " | ".join(f"{n:,} images" for n, _ in _first(efficiency(rows))) + " |"]
-    out += ["|---" * (1 + len(_first(efficiency(rows)))) + "|"]
-    for method, points in efficiency(rows).items():
+    curves = efficiency(rows)
+    seen = [n for n, _ in next(iter(curves.values()), [])]
+    out += ["| method | " + " | ".join(f"{n:,} images" for n in seen) + " |"]
+    out += ["|---" * (1 + len(seen)) + "|"]
+    for method, points in curves.items():
         out.append(f"| {METHODS[method]} | " + " | ".join(str(a) for _, a in points) + " |")
     out += ["", "Context scale (seed 0, end of run; fine, 10k / 10k subset probe)", ""]
     out += ["| context scale | " + " | ".join(METHODS.values()) + " |", "|---|---|---|"]
@@ -110,10 +112,6 @@ def table(rows: dict) -> str:
         cells = [dict(curves.get(m, [])).get(sum(scale) / 2, "-") for m in METHODS]
         out.append(f"| {scale} | " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(out)
-
-
-def _first(curves: dict) -> list:
-    return next(iter(curves.values()), [])
 
 
 def plot(rows: dict) -> Figure:
