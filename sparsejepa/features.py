@@ -116,3 +116,32 @@ def cached_features(
             np.savez(tmp, fingerprint=np.array(fingerprint), **features)
         os.replace(tmp.name, path)
     return features, False
+
+
+def head_features(
+    encoder: torch.nn.Module,
+    head: torch.nn.Module,
+    x_uint8: np.ndarray,
+    mean,
+    std,
+    *,
+    pool: bool,
+    device: torch.device | str,
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
+    """The sparsity head's embeddings of whole images through `encoder`'s last-layer tokens h:
+    {"z": (N, K) posterior means mu(h), "generated": (N, D) generator outputs f(mu(h))}, each
+    averaged over an image's tokens; with `pool` the head reads the mean token, as it trained."""
+    z, generated = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x_uint8), batch_size):
+            batch = torch.from_numpy(x_uint8[start : start + batch_size]).to(device)
+            h = encoder.layer_outputs(normalize(batch, mean, std), 1)[-1].float()
+            samples = h.mean(1) if pool else h.reshape(-1, h.shape[-1])
+            mu = head.encoder(samples).chunk(2, dim=-1)[0]
+            out = head.decode(mu)
+            if not pool:
+                mu, out = (t.reshape(len(batch), -1, t.shape[-1]).mean(1) for t in (mu, out))
+            z.append(mu.cpu())
+            generated.append(out.cpu())
+    return {"z": torch.cat(z).numpy(), "generated": torch.cat(generated).numpy()}

@@ -1,4 +1,5 @@
-"""Pure step -> value schedules: warm-up + cosine LR, cosine weight decay, linear EMA momentum."""
+"""Pure step -> value schedules: warm-up + cosine LR, cosine weight decay, linear EMA momentum,
+linear ramps."""
 
 import math
 
@@ -22,3 +23,11 @@ def cosine_wd(step: int, total: int, start: float, end: float) -> float:
 def ema_momentum(step: int, total: int, start: float, end: float) -> float:
     """EMA momentum linear start -> end (I-JEPA: 0.996 -> 1.0)."""
     return start + (end - start) * min(step / max(total, 1), 1.0)
+
+
+def linear_ramp(step: int, total: int, start: float, end: float) -> float:
+    """0 before start * total, 1 from end * total, linear between (start == end: a switch)."""
+    progress = step / max(total, 1)
+    if progress >= end:
+        return 1.0
+    return max(0.0, (progress - start) / (end - start)) if end > start else 0.0

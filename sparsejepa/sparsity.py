@@ -3,7 +3,7 @@
 Each token h in R^D is one sample. q(z|h) = N(mu(h), diag sigma^2(h)), z in R^K. The D channels
 form G contiguous groups of D/G; group g is generated as f_g(W^(g) z), W^(g) in R^{p x K}.
 Loss terms:
-    recon = mean_tokens ||standardize(layer_norm(h)) - f(z)||^2 / D
+    recon = mean_tokens ||standardize(layer_norm(h)) - f(z)||^2 / D   (standardize optional)
     kl    = mean_tokens KL(q(z|h) || N(0, I)) / D
     prior = 0.5 * ||theta_f||^2                 (N(0,1) prior on the generator weights)
 With recon_target="ema" (train.py) the head reconstructs the EMA encoder's tokens at the same
@@ -14,7 +14,7 @@ gradients flowing into the encoder, a constant h would make recon and KL trivial
 standardisation every channel has unit variance, so the head can only lower its loss through the
 structure (grouping) of h, not by the encoder discarding information.
 The group lasso lambda * sum_{g,j} ||w_j^(g)||_2 on the columns of W is applied by
-`prox_group_lasso` after each plain-SGD step on W.
+`prox_group_lasso` (threshold w_lr * lam) after each plain-SGD step on W (`w_learning_rate`).
 """
 
 import torch
@@ -22,12 +22,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from .gaussian import LOGVAR_RANGE, gaussian_kl
+from .schedules import linear_ramp
 
 
 def standardize_tokens(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """(x - mean_n x) / sqrt(var_n x + eps) per channel over the n tokens of x (n, D)."""
     var, mean = torch.var_mean(x, dim=0, correction=0)
     return (x - mean) * torch.rsqrt(var + eps)
+
+
+def w_learning_rate(s, dim: int) -> float:
+    """W's plain-SGD rate. s.lam_per="element": s.w_lr on the per-element mean reconstruction, so
+    the threshold w_lr * lam is D times oi-VAE's relative to the data step; "token": the step of a
+    token's summed reconstruction as in oi-VAE (D x the mean's gradient), threshold unchanged.
+    s: the run's SparsityConfig."""
+    return s.w_lr * (dim if s.lam_per == "token" else 1)
+
+
+def head_encoder_grad(s, step: int, total: int) -> float:
+    """The scale of the head's gradient into the encoder at `step`: s.encoder_grad, ramped in
+    linearly over the fractions s.encoder_grad_ramp of training."""
+    return s.encoder_grad * linear_ramp(step, total, *s.encoder_grad_ramp)
 
 
 @torch.no_grad()
@@ -51,6 +66,8 @@ class GroupSparseHead(nn.Module):
         group_latent: int = 4,
         hidden: int = 64,
         w_init_std: float = 1.0,
+        standardize_target: bool = True,
+        zero_init_generator: bool = False,
     ):
         super().__init__()
         if dim % groups:
@@ -62,6 +79,9 @@ class GroupSparseHead(nn.Module):
         self.gen_b1 = nn.Parameter(torch.zeros(groups, 1, hidden))
         self.gen_w2 = nn.Parameter(torch.randn(groups, hidden, self.group_dim) / hidden**0.5)
         self.gen_b2 = nn.Parameter(torch.zeros(groups, 1, self.group_dim))
+        if zero_init_generator:
+            nn.init.zeros_(self.gen_w2)
+        self.standardize_target = standardize_target
 
     def generator_weights(self) -> list[nn.Parameter]:
         return [self.gen_w1, self.gen_w2]
@@ -81,13 +101,15 @@ class GroupSparseHead(nn.Module):
         self, h: torch.Tensor, noise: torch.Tensor, target: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """h (..., D) samples, noise (n, K) standard normal -> recon, kl, prior losses (scalars).
-        target (..., D): what to reconstruct (default h itself), layer-normed and standardised."""
+        target (..., D): what to reconstruct (default h itself), layer-normed (and standardised)."""
         h = h.reshape(-1, h.shape[-1])
         mu, logvar = self.encoder(h).float().chunk(2, dim=-1)
         logvar = logvar.clamp(*LOGVAR_RANGE)
         z = mu + torch.exp(0.5 * logvar) * noise
         target = h if target is None else target.reshape(-1, target.shape[-1])
-        target = standardize_tokens(F.layer_norm(target.float(), target.shape[-1:]))
+        target = F.layer_norm(target.float(), target.shape[-1:])
+        if self.standardize_target:
+            target = standardize_tokens(target)
         recon = (self.decode(z.to(h.dtype)).float() - target).square().mean()
         kl = gaussian_kl(mu, logvar).mean() / h.shape[-1]
         prior = 0.5 * sum(w.float().square().sum() for w in self.generator_weights())

@@ -10,6 +10,7 @@ from torch import nn
 from . import var_jepa
 from .config import Config
 from .runtime import resolve_device, use_bf16
+from .sparsity import w_learning_rate
 from .student import Student
 from .vit import Encoder
 
@@ -90,7 +91,8 @@ def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainStat
         betas=o.betas,
         fused=True,
     )
-    sgd = torch.optim.SGD(w, lr=cfg.sparsity.w_lr, momentum=0.0, weight_decay=0.0) if w else None
+    w_lr = w_learning_rate(cfg.sparsity, cfg.model.width)
+    sgd = torch.optim.SGD(w, lr=w_lr, momentum=0.0, weight_decay=0.0) if w else None
     model: nn.Module = student
     if world > 1:
         model = nn.parallel.DistributedDataParallel(

@@ -19,7 +19,16 @@ class Student(nn.Module):
         self.encoder = Encoder.from_config(m)
         self.predictor = Predictor.from_config(m, self.encoder.grid, m.width)
         self.head = (
-            GroupSparseHead(m.width, s.latent_dim, s.groups, s.group_latent, s.hidden, s.w_init_std)
+            GroupSparseHead(
+                m.width,
+                s.latent_dim,
+                s.groups,
+                s.group_latent,
+                s.hidden,
+                s.w_init_std,
+                s.standardize_target,
+                s.zero_init_generator,
+            )
             if s.enabled
             else None
         )
@@ -34,10 +43,13 @@ class Student(nn.Module):
         noise,
         context_valid=None,
         context_targets=None,
+        head_grad: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """JEPA loss, predicted vs layer-normed target tokens (+ alpha recon + beta KL + prior).
         context_targets (B, Lc, D): the EMA encoder's tokens at the context positions, what the
-        head reconstructs when sparsity.recon_target="ema" (else it reconstructs h itself)."""
+        head reconstructs when sparsity.recon_target="ema" (else it reconstructs h itself).
+        head_grad: the scale of the head's gradient into the encoder at this step (default
+        sparsity.encoder_grad)."""
         cond = None  # EC-IJEPA: the context encoder sees where the targets are, not what
         if self.encoder.cond_token is not None:
             cond = self.encoder.window_positions(target_idx)
@@ -57,8 +69,9 @@ class Student(nn.Module):
             recon_target = None
             if context_targets is not None:
                 recon_target = _head_samples(context_targets, context_valid, rows, s.pool)
-            # Same values as h; the gradient reaching the encoder is scaled by s.encoder_grad.
-            tokens = tokens.detach() + s.encoder_grad * (tokens - tokens.detach())
+            # Same values as h; the gradient reaching the encoder is scaled by head_grad.
+            head_grad = s.encoder_grad if head_grad is None else head_grad
+            tokens = tokens.detach() + head_grad * (tokens - tokens.detach())
             terms = self.head(tokens, noise, recon_target)
             out.update(terms)
             out["loss"] = (

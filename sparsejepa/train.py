@@ -27,7 +27,7 @@ from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
 from .runtime import NonFiniteLoss, seeded_generator
 from .schedules import cosine_lr, cosine_wd, ema_momentum
-from .sparsity import prox_group_lasso
+from .sparsity import head_encoder_grad, prox_group_lasso
 from .state import TrainState, build
 from .vit import gather_tokens
 
@@ -116,6 +116,7 @@ def jepa_loss(state: TrainState, batch: Batch) -> dict[str, torch.Tensor]:
             batch.noise,
             batch.context_valid,
             context_targets,
+            head_encoder_grad(state.cfg.sparsity, state.step, state.total_steps),
         )
 
 
@@ -168,8 +169,7 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, torch.Tensor | floa
     norms = {"grad_norm": float("nan")}
     if cfg.optim.clip_grad > 0:
         # Clipped apart: one global norm would let the head's large gradients (~20x the JEPA
-        # ones) shrink the JEPA update, which alone changed the encoder's trajectory. Var-JEPA
-        # has no head: all its parameters are clipped together.
+        # ones) shrink the JEPA update and change the encoder's trajectory. (Var-JEPA: no head.)
         jepa_params = [p for n, p in student.named_parameters() if not n.startswith("head.")]
         norms["grad_norm"] = nn.utils.clip_grad_norm_(jepa_params, cfg.optim.clip_grad)
         if student.head is not None:

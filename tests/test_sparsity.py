@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from sparsejepa.sparsity import GroupSparseHead, gaussian_kl, prox_group_lasso
+from sparsejepa.config import SparsityConfig
+from sparsejepa.sparsity import (
+    GroupSparseHead,
+    gaussian_kl,
+    head_encoder_grad,
+    prox_group_lasso,
+    w_learning_rate,
+)
 
 
 def test_prox_closed_form():
@@ -85,3 +92,45 @@ def test_head_losses_finite_and_give_encoder_gradients():
     assert h.grad is not None and h.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="groups"):
         GroupSparseHead(dim=10, groups=3)
+
+
+def test_zero_init_generator_starts_at_the_mean_predictor_with_no_encoder_gradient():
+    """A zero last generator layer: the first reconstruction of the standardised target is the
+    mean predictor's (recon = 1 up to eps) and no gradient reaches h through it."""
+    torch.manual_seed(0)
+    head = GroupSparseHead(dim=16, latent_dim=4, groups=4, group_latent=2, hidden=8,
+                           zero_init_generator=True)  # fmt: skip
+    h = torch.randn(40, 16, requires_grad=True)
+    terms = head(h, torch.randn(40, 4))
+    assert abs(terms["recon"].item() - 1.0) < 1e-3
+    terms["recon"].backward()
+    assert h.grad.abs().max() < 1e-4
+    assert head.gen_w2.grad.abs().sum() > 0  # the generators learn from the first step
+
+
+def test_unstandardised_target_is_the_layer_normed_tokens():
+    torch.manual_seed(0)
+    kw = dict(dim=16, latent_dim=4, groups=4, group_latent=2, hidden=8, zero_init_generator=True)
+    h = torch.randn(30, 16) * torch.linspace(0.01, 3, 16) + 2.0  # channels of unequal scale
+    plain = GroupSparseHead(**kw, standardize_target=False)(h, torch.randn(30, 4))
+    ln = torch.nn.functional.layer_norm(h, (16,))
+    assert torch.allclose(plain["recon"], ln.square().mean(), atol=1e-6)  # zero output vs LN(h)
+
+
+def test_w_learning_rate_per_token_is_oivae_ratio():
+    """lam_per="token": W steps on a token's summed reconstruction (D x the mean's step) against
+    the same threshold w_lr * lam, oi-VAE's ratio of penalty to data term."""
+    s = SparsityConfig(lam=2.0, w_lr=1e-3)
+    assert w_learning_rate(s, 128) == pytest.approx(1e-3)
+    s.lam_per = "token"
+    assert w_learning_rate(s, 128) == pytest.approx(0.128)
+
+
+def test_encoder_grad_ramp():
+    s = SparsityConfig(encoder_grad=1e-2)
+    assert head_encoder_grad(s, 0, 100) == 1e-2  # (0, 0): constant, exactly the configured scale
+    s.encoder_grad_ramp = (0.2, 0.6)
+    got = [head_encoder_grad(s, step, 100) for step in (0, 20, 40, 60, 99)]
+    assert got == pytest.approx([0.0, 0.0, 5e-3, 1e-2, 1e-2])
+    s.encoder_grad_ramp = (0.67, 0.67)  # a switch: off for two thirds, then on
+    assert [head_encoder_grad(s, step, 100) for step in (66, 67)] == [0.0, 1e-2]

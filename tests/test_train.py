@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sparsejepa import train as train_mod
 from sparsejepa.config import from_dict, to_dict
 from sparsejepa.data import ImageDataset
+from sparsejepa.features import head_features
 from sparsejepa.runtime import NonFiniteLoss, use_bf16
 from sparsejepa.state import build
 from sparsejepa.train import jepa_loss, read_metrics, sample_batch, train, train_step
@@ -302,3 +303,29 @@ def test_a_nonfinite_loss_is_recorded_in_the_step_and_raised_when_read():
     train_step(state, sample_batch(state, 2))
     with pytest.raises(NonFiniteLoss, match="the loss became nan / inf at step 1"):
         read_metrics(state, metrics)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_audit_switches_train_and_head_features_read_the_head(pool):
+    """The audit's switches together (no target standardisation, W stepping on the token-summed
+    reconstruction, zero-initialised generators, the encoder gradient switched on halfway):
+    the head sends no gradient into the encoder before the switch, and `head_features` reads
+    (N, K) posterior means and (N, D) generator outputs through the trained head."""
+    sparsity = {"standardize_target": False, "lam_per": "token", "zero_init_generator": True,
+                "encoder_grad_ramp": (0.5, 0.5), "encoder_grad": 1.0, "pool": pool}  # fmt: skip
+    cfg, dataset = tiny_config(sparsity=sparsity), tiny_dataset()
+    state = build(cfg, dataset)
+    assert state.sgd.param_groups[0]["lr"] == pytest.approx(0.05 * 32)
+    jepa_only = build(tiny_config(sparsity={**sparsity, "encoder_grad": 0.0}), dataset)
+    for step in range(2):  # of 9: before the switch the encoder follows JEPA's trajectory
+        train_step(state, sample_batch(state, step))
+        train_step(jepa_only, sample_batch(jepa_only, step))
+    encoders = state.student.encoder.parameters(), jepa_only.student.encoder.parameters()
+    for a, b in zip(*encoders, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    state.step = 5
+    train_step(state, sample_batch(state, 5))
+    feats = head_features(state.target, state.student.head, dataset.x_test, dataset.mean,
+                          dataset.std, pool=pool, device="cpu")  # fmt: skip
+    assert feats["z"].shape == (16, 4) and feats["generated"].shape == (16, 32)
+    assert np.isfinite(feats["z"]).all() and feats["generated"].std() > 0

@@ -164,6 +164,7 @@ def _sparsity_rules(s: SparsityConfig, width: int):
     for name in ("alpha", "beta", "lam", "w_init_std", "gen_prior", "encoder_grad"):
         yield f"sparsity.{name}", getattr(s, name), getattr(s, name) >= 0, "must be >= 0"
     yield "sparsity.w_lr", s.w_lr, s.w_lr > 0, "must be > 0"
+    yield from _interval("sparsity.encoder_grad_ramp", s.encoder_grad_ramp, 0.0, 1.0, False)
 
 
 def _var_rules(cfg: Config):

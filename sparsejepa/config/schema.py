@@ -59,6 +59,19 @@ class SparsityConfig:
     # rewards an h of low rank), "ema" = the EMA target encoder's tokens at the same positions
     # (no gradient; the encoder cannot make that target easier by collapsing h).
     recon_target: str = "self"
+    # The audit's departures (../shared/reviews/sparsity-head-audit.md), each switchable:
+    # per-channel batch standardisation of the reconstruction target (not in REFERENCE section 4,
+    # which reconstructs the layer-normed h; it makes the latents explain near-constant channels);
+    standardize_target: bool = True
+    # the data term W's SGD steps on (threshold w_lr * lam either way): "element" = the per-element
+    # mean reconstruction, "token" = a token's summed reconstruction (D x the step), as in oi-VAE;
+    lam_per: str = "element"
+    # the generators' last layer starting at 0: the first reconstruction is the mean predictor's
+    # (about 1) and no head gradient reaches the encoder until the generators have learned;
+    zero_init_generator: bool = False
+    # the head's encoder gradient ramped 0 -> encoder_grad linearly between these fractions of
+    # training (0, 0: constant); (0.67, 0.67) switches it on for the last third.
+    encoder_grad_ramp: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -154,6 +167,7 @@ CHOICES = {
     "model.conditioning": ("none", "ec"),
     "optim.loss": ("smooth_l1", "l2"),
     "sparsity.recon_target": ("self", "ema"),
+    "sparsity.lam_per": ("element", "token"),
     "data.dataset": ("cifar100", "shapes"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("auto", "fp32", "bf16"),
