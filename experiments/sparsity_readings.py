@@ -74,6 +74,14 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} +- {sd:.1f} ({len(values)})"
 
 
+def _overrides(variants: dict, name: str) -> str:
+    """A reading's overrides, those of `fixed` shortened to its name."""
+    own, fixed = variants.get(name, []), variants["fixed"]
+    if name != "fixed" and own[: len(fixed)] == fixed:
+        own = ["`fixed`", *own[len(fixed) :]]
+    return " ".join(own) or "preset head"
+
+
 def _active(rows: list[dict]) -> str:
     return " ".join(f"{r['active_connections']}/{r['total_connections']}" for r in rows)
 
@@ -122,7 +130,7 @@ def table() -> str:
             f"{statistics.mean(r[k] for r in rows):.0f}" for k in ("mi_total", "mi_between")
         )
         lines.append(
-            f"| {name} | {' '.join(spec['variants'].get(name, [])) or 'preset head'} | "
+            f"| {name} | {_overrides(spec['variants'], name)} | "
             f"{_mean_sd([r['probe']['fine']['best_by_val'] for r in rows])} | {of('fine/z')} | "
             f"{of('fine/generated')} | "
             f"{_mean_sd([r['probe']['coarse']['best_by_val'] for r in rows])} | "
