@@ -83,7 +83,11 @@ def _overrides(variants: dict, name: str) -> str:
 
 
 def _active(rows: list[dict]) -> str:
-    return " ".join(f"{r['active_connections']}/{r['total_connections']}" for r in rows)
+    return " ".join(
+        f"{r['active_connections']}/{r['total_connections']}"
+        for r in rows
+        if "active_connections" in r
+    )
 
 
 def table() -> str:
