@@ -251,12 +251,16 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def config_changes(saved: dict, now: dict) -> list[str]:
     """'key: old -> new' for each setting in which two configs (`to_dict` trees, the saved one
-    completed with this code's defaults) differ, apart from those a resumed run may change."""
+    completed with this code's defaults) differ, apart from those a resumed run may change and
+    the settings of a sparsity head that neither run has."""
     a, b = _flat(saved), _flat(now)
+    ignored = RESUMABLE_SECTIONS
+    if not a.get("sparsity.enabled") and not b.get("sparsity.enabled"):
+        ignored = (*RESUMABLE_SECTIONS, "sparsity.")
     keys = sorted(
         k
         for k in a.keys() | b.keys()
-        if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)
+        if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS and not k.startswith(ignored)
     )
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
 

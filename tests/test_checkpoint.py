@@ -6,6 +6,7 @@ from test_train import tiny_config, tiny_dataset
 
 from sparsejepa import checkpoint
 from sparsejepa.checkpoint import CheckpointError
+from sparsejepa.config import to_dict
 from sparsejepa.state import build
 from sparsejepa.train import train
 
@@ -132,3 +133,14 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.load(cut)
+
+
+def test_head_settings_of_runs_without_a_head_are_not_changes():
+    jepa = to_dict(tiny_config(sparsity={"enabled": False}))
+    other_head = to_dict(tiny_config(sparsity={"enabled": False, "lam_per": "token"}))
+    assert checkpoint.config_changes(jepa, other_head) == []
+    sparse = to_dict(tiny_config())
+    other_sparse = to_dict(tiny_config(sparsity={"lam_per": "token"}))
+    assert checkpoint.config_changes(sparse, other_sparse) == [
+        "sparsity.lam_per: 'element' -> 'token'"
+    ]
