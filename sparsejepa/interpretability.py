@@ -186,6 +186,26 @@ def specialisation(information: np.ndarray) -> dict:
     }
 
 
+def detector_reference(n_classes: int, n_groups: int) -> dict:
+    """The statistics of `n_groups` perfect detectors of distinct classes among `n_classes`
+    balanced ones (group g knows "class g or not" exactly and nothing else): the most specialised
+    and diverse groups can read, {"effective_classes", "diversity"}; the scale for the numbers."""
+    if not 1 <= n_groups <= n_classes:
+        raise ValueError(f"need 1 <= n_groups <= n_classes, got {n_groups} and {n_classes}")
+    y = np.repeat(np.arange(n_classes), 10)
+    info = []
+    for g in range(n_groups):
+        rest = np.where(np.arange(n_classes) == g, 0.0, 1 / (n_classes - 1))
+        q = np.where((y == g)[:, None], np.eye(n_classes)[g], rest)
+        with np.errstate(divide="ignore"):
+            info.append(class_information(np.log(q), y))
+    spec = specialisation(np.stack(info))
+    return {
+        "effective_classes": float(spec["effective_classes"].mean()),
+        "diversity": spec["diversity"],
+    }
+
+
 def summarise(probes: list[dict]) -> dict:
     """One partition's numbers: mean over groups of top1, mi_lower_bound and effective_classes,
     and the groups' diversity."""

@@ -6,6 +6,7 @@ import pytest
 from sparsejepa.interpretability import (
     class_information,
     contiguous_groups,
+    detector_reference,
     group_probes,
     label_entropy,
     random_groups,
@@ -80,6 +81,10 @@ def test_class_information_of_a_perfect_detector_of_one_class_in_20():
     binary = -(0.05 * np.log(0.05) + 0.95 * np.log(0.95))
     assert info[0] == pytest.approx(binary) and np.allclose(info[1:], 0.00263, atol=1e-5)
     assert specialisation(info[None])["effective_classes"][0] == pytest.approx(2.99, abs=0.01)
+    ideal = detector_reference(20, 8)  # eight such detectors, each of another class
+    assert ideal["effective_classes"] == pytest.approx(2.99, abs=0.01)
+    assert 1.3 < ideal["diversity"] < np.log(8)
+    assert detector_reference(20, 1)["diversity"] == pytest.approx(0)
 
 
 def test_specialisation_limits():

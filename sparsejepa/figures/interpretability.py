@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..interpretability import detector_reference
 from .runs import METHOD_COLOURS
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "interpretability.jsonl"
@@ -29,7 +30,7 @@ STATISTICS = {  # summary key: (column label, digits)
     "top1": ("top-1", 1),
     "mi_lower_bound": ("MI", 3),
     "effective_classes": ("eff.", 2),
-    "diversity": ("div.", 3),
+    "diversity": ("div.", 4),
 }
 
 
@@ -62,19 +63,22 @@ def table(rows: dict[str, dict]) -> str:
     """Markdown: per release the probe on all channels and the four statistics of the contiguous
     groups and of the random groups (mean +- sd over draws), under the commands that made them."""
     commands = dict.fromkeys(r["command"] for r in rows.values())
-    n = {(r["n_train"], r["n_test"]) for r in rows.values()}
-    draws = {len(r["random"]) for r in rows.values()}
+    n = ", ".join(sorted({f"{r['n_train']} / {r['n_test']}" for r in rows.values()}))
+    draws = ", ".join(sorted({str(len(r["random"])) for r in rows.values()}))
     stats = " / ".join(label for label, _ in STATISTICS.values())
     out = [*(f"`{c}`  " for c in commands), ""]
+    first = next(iter(rows.values()))["contiguous"][0]["groups"]
+    ideal = detector_reference(len(first[0]["class_information"]), len(first))
     out += [
         f"CIFAR-100 superclasses (20; H(Y) = log 20 = 3.00 nats), train / test images {n}, "
         f"random partitions per release {draws}. Per group of channels: a softmax probe from its "
         "channels alone; top-1 (%), MI = variational lower bound on I(group; superclass) "
         "(nats); eff. = effective superclasses the group is about (exp entropy of its profile "
-        "of per-superclass information; 20 = all alike; a perfect detector of one superclass "
-        "reads 3.0); div. = diversity among the groups (Jensen-Shannon divergence of the "
-        "profiles, nats; 0 = all alike, at most log 8 = 2.08). Means over the groups. Budgets "
-        "differ: compare within equal epochs.",
+        "of per-superclass information; 20 = all alike); div. = diversity among the groups "
+        "(Jensen-Shannon divergence of the profiles, nats; 0 = all alike). Scale: if each group "
+        "were a perfect detector of its own superclass, eff. = "
+        f"{ideal['effective_classes']:.2f} and div. = {ideal['diversity']:.3f}. Means over the "
+        "groups. Budgets differ: compare within equal epochs.",
         "",
         f"| release | epochs | lambda | all channels: top-1 / MI | contiguous: {stats} "
         f"| random: {stats} |",
@@ -110,18 +114,20 @@ def _profile_release(rows: dict[str, dict], method: str) -> dict | None:
 def plot(rows: dict[str, dict]) -> Figure:
     """Top: per release, the mean MI bound per group, the effective superclasses per group and the
     groups' diversity, for the head's contiguous groups (coloured by method) against random groups
-    of the same channels (grey: mean and sd over draws). Bottom: the per-superclass information of
+    of the same channels (grey: mean and sd over draws), with the scale: all superclasses alike
+    and the ideal of one perfect detector of a distinct superclass per group
+    (`detector_reference`). Bottom: the per-superclass information of
     the contiguous groups of a SparseJEPA and a JEPA release (rows: groups)."""
     if not rows:
         raise ValueError("no rows: nothing to draw")
     fig = Figure(figsize=(15, 9), layout="constrained")
-    axes = fig.subplot_mosaic([["mi", "eff", "div"], ["a", "a", "b"]], height_ratios=[1, 1.1])
+    axes = fig.subplot_mosaic(["mmeedd", "aaabbb"], height_ratios=[1, 1.1])
     names = list(rows)
     x = np.arange(len(names))
     for key, ax, title in (
-        ("mi_lower_bound", axes["mi"], "MI bound per group (nats)"),
-        ("effective_classes", axes["eff"], "effective superclasses per group"),
-        ("diversity", axes["div"], "diversity among groups (nats)"),
+        ("mi_lower_bound", axes["m"], "MI bound per group (nats)"),
+        ("effective_classes", axes["e"], "effective superclasses per group"),
+        ("diversity", axes["d"], "diversity among groups (nats)"),
     ):
         rand = [_values(rows[n], "random", key) for n in names]
         mean, sd = (
@@ -135,13 +141,23 @@ def plot(rows: dict[str, dict]) -> Figure:
         ax.set_xticks(x, [f"{n}\n({rows[n]['epochs']:g} ep)" for n in names], rotation=60,
                       ha="right", fontsize=7)  # fmt: skip
         ax.set_title(title)
+    classes = len(rows[names[0]]["contiguous"][0]["groups"][0]["class_information"])
+    ideal = detector_reference(classes, len(rows[names[0]]["contiguous"][0]["groups"]))
+    axes["e"].set_ylim(1, classes + 0.5)
+    axes["e"].axhline(classes, color="0.3", ls=":", lw=1, label="all superclasses alike")
+    axes["d"].set_yscale("log")
+    for ax, key in ((axes["e"], "effective_classes"), (axes["d"], "diversity")):
+        ax.axhline(ideal[key], color="tab:red", ls="--", lw=1,
+                   label="each group a perfect detector\nof its own superclass")  # fmt: skip
+        ax.legend(fontsize=7, loc="center right")
     for method, colour in METHOD_COLOURS.items():
         if any(r["method"] == method for r in rows.values()):
-            axes["mi"].plot([], [], "o", color=colour, label=f"{method}: the head's groups")
-    axes["mi"].legend(fontsize=7)
+            axes["m"].plot([], [], "o", color=colour, label=f"{method}: the head's groups")
+    axes["m"].legend(fontsize=7)
     vmax = max(
         max(g["class_information"]) for r in rows.values() for g in r["contiguous"][0]["groups"]
     )
+    image = None
     for key, method in (("a", "SparseJEPA"), ("b", "JEPA")):
         ax, r = axes[key], _profile_release(rows, method)
         if r is None:
@@ -153,5 +169,6 @@ def plot(rows: dict[str, dict]) -> Figure:
                       ha="right", fontsize=7)  # fmt: skip
         ax.set_yticks(range(len(info)), [f"group {g}" for g in range(len(info))], fontsize=7)
         ax.set_title(f"{r['release']}: information about each superclass (nats), head's groups")
-    fig.colorbar(image, ax=[axes["a"], axes["b"]], shrink=0.8, label="nats")
+    if image is not None:
+        fig.colorbar(image, ax=[axes["a"], axes["b"]], shrink=0.8, label="nats")
     return fig
