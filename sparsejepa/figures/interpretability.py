@@ -121,7 +121,7 @@ def plot(rows: dict[str, dict]) -> Figure:
     if not rows:
         raise ValueError("no rows: nothing to draw")
     fig = Figure(figsize=(15, 9), layout="constrained")
-    axes = fig.subplot_mosaic(["mmeedd", "aaabbb"], height_ratios=[1, 1.1])
+    axes = fig.subplot_mosaic("mmeedd;aaabbb", height_ratios=[1, 1.1])
     names = list(rows)
     x = np.arange(len(names))
     for key, ax, title in (
