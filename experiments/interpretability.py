@@ -128,8 +128,8 @@ def main() -> None:
             "release": name, "method": r.method, "epochs": epochs_of(r), "lambda": lam_of(r),
             "n_train": len(train_x), "n_test": len(test_x), "weight_decay": WEIGHT_DECAY,
             "seed": args.seed, "command": command,
-            "all": {"channels": d, "top1": everything["top1"],
-                    "mi_lower_bound": everything["mi_lower_bound"]},
+            "all": {"channels": d, **{k: everything[k] for k in
+                                      ("top1", "cross_entropy", "mi_lower_bound")}},
             "contiguous": [partition(probe(contiguous_groups(d, args.groups)))],
             "random": [partition(probe(random_groups(d, args.groups, rng)))
                        for _ in range(args.draws)],
