@@ -29,6 +29,7 @@ LAYERS = [
     "publish",
     "features",
     "probe_heads",
+    "interpretability",
     "probe",
     "baselines",
     "train",

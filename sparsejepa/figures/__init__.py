@@ -5,7 +5,8 @@ Every notebook is a few calls into this package: it reads the releases of `relea
 PDF (and the table as .txt) into `output.figure_dir()` (env SPARSEJEPA_FIGURES, default
 `paper_figures/`). One module per claim: `probes` (01), `groups` (02), `curves` (03), `multiinfo`
 (04, 07), `lemmas` (05, the numerics in `theory.lemmas`), `linear_jepa` (06), `ablation` (07),
-`ec` (11: EC-IJEPA, from `experiments/results/ec_ijepa.jsonl`);
+`ec` (11: EC-IJEPA, from `experiments/results/ec_ijepa.jsonl`), `interpretability` (12: per
+group superclass probes, from `experiments/results/interpretability.jsonl`);
 `runs` groups the releases, `notebooks` executes the notebooks headless (`sparsejepa figures`,
 `make figures`, the tests).
 
