@@ -79,7 +79,7 @@ def _overrides(variants: dict, name: str) -> str:
     own, fixed = variants.get(name, []), variants["fixed"]
     if name != "fixed" and own[: len(fixed)] == fixed:
         own = ["`fixed`", *own[len(fixed) :]]
-    return " ".join(own) or "preset head"
+    return " ".join(own)
 
 
 def _active(rows: list[dict]) -> str:
