@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Issue 21: the tables of sparsejepa/tabular/README.md: Var-T-JEPA vs T-JEPA vs raw features on
 # the real Adult and MNIST-5k, the simulation study and its ablations (Var-JEPA's Table 1).
-# Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS]
+# Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS [NAME ...]]
+# e.g. `experiments/tabular_var_jepa.sh 2 adult mnist` runs only those two tables.
 # Trains every (table, method, seed) as its own niced single-thread process, JOBS at a time
-# (default 8), then `sparsejepa tabular compare` evaluates the finished checkpoints of each table
-# into runs/tabular/<name>/results.{json,md} (compare resumes finished runs: no training twice).
+# (default 2, the shared machine's cores), then `sparsejepa tabular compare` evaluates the
+# finished checkpoints of each table into runs/tabular/<name>/results.{json,md} (compare resumes
+# finished runs: no training twice; results.json grows run by run).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-JOBS=${1:-8}
+JOBS=${1:-2}
+ONLY=" ${*:2} "
 ABLATION_EVAL="eval.heads=[logreg] eval.pools=[mean]"
 # name | preset | methods | overrides
 RUNS=(
@@ -19,9 +22,11 @@ RUNS=(
   "mnist|mnist|t_jepa var_t_jepa|"
 )
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
+wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
 cli() { nice -n 19 python -m sparsejepa.cli tabular "$@"; }
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
+  wanted "$name" || continue
   for method in $methods; do for seed in 0 1 2; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
     # shellcheck disable=SC2046
@@ -33,6 +38,8 @@ done
 wait
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
+  wanted "$name" || continue
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
   [ "$methods" = var_t_jepa ] || methods="raw $methods"
   # shellcheck disable=SC2046,SC2086
   cli compare --quiet --config "$preset" --out "runs/tabular/$name" --methods $methods \

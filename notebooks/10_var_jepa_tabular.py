@@ -28,7 +28,7 @@
 # of tiny models and tags its outputs `_quick`.
 
 # %%
-from IPython.display import Image, Markdown
+from IPython.display import Image, Markdown, display
 
 from sparsejepa.output import save_table
 from sparsejepa.tabular import figures
@@ -42,8 +42,8 @@ print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 # posterior means; the last two columns are Spearman correlations with the exact ambiguity.
 
 # %%
-ablations = {} if tag else figures.load_results(list(figures.ABLATIONS.values()))
-Markdown(figures.simulation_table(ablations or {"simulation": results["simulation"]}))
+ablations = results if tag else figures.available(list(figures.ABLATIONS.values()))
+Markdown(figures.simulation_table(ablations))
 
 # %% [markdown]
 # Selective prediction: logistic regression on Var-T-JEPA embeddings, test rows ranked by each
@@ -53,9 +53,10 @@ Markdown(figures.simulation_table(ablations or {"simulation": results["simulatio
 Image(figures.save(figures.plot_selective(results), "10_selective_prediction" + tag))
 
 # %% [markdown]
-# The simulated mixture: latent uncertainty vs the exact entropy of p(component | row), seed 0.
+# The simulated mixture: latent uncertainty vs the exact entropy of p(component | row), seed 0
+# (only when `runs/tabular/simulation` exists).
 
 # %%
-Image(
-    figures.save(figures.plot_ambiguity(results["simulation"]), "10_uncertainty_vs_ambiguity" + tag)
-)
+if "simulation" in results:
+    sim = figures.plot_ambiguity(results["simulation"])
+    display(Image(figures.save(sim, "10_uncertainty_vs_ambiguity" + tag)))

@@ -230,6 +230,26 @@ def test_end_to_end_compare_through_the_cli(tmp_path, capsys):
     assert again["runs"][0]["train_seconds"] == first["train_seconds"] > 0
 
 
+def test_interrupted_compare_keeps_the_runs_it_finished(tmp_path, monkeypatch):
+    from sparsejepa.tabular import experiment
+
+    calls = []
+
+    def evaluate_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "evaluate", evaluate_then_fail)
+    cfg = from_dict(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(cfg, tmp_path, methods=["raw"], seeds=[0, 1], log=None)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in results["runs"]] == [("raw", 0)]
+    assert not list(tmp_path.glob("*.part"))
+
+
 def test_notebook_falls_back_to_a_tagged_quick_run_without_results(tmp_path, monkeypatch):
     from sparsejepa.tabular import figures
 
@@ -245,3 +265,10 @@ def test_notebook_falls_back_to_a_tagged_quick_run_without_results(tmp_path, mon
     png = figures.save(figures.plot_ambiguity(results["simulation"]), "amb" + tag)
     assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()
     assert figures.save(figures.plot_selective(results), "sel").stat().st_size > 1000
+    # tables without Var-T-JEPA runs yet (a compare still running): skipped, or a clear error
+    raw_only = {**results["wine"], "runs": [r for r in results["wine"]["runs"] if not r["pool"]]}
+    fig = figures.plot_selective({"partial": raw_only, "wine": results["wine"]})
+    assert [ax.get_title() for ax in fig.axes] == ["wine"]
+    with pytest.raises(ValueError, match="no table with Var-T-JEPA"):
+        figures.plot_selective({"partial": raw_only})
+    assert figures.simulation_table({"wine": results["wine"]}).startswith("(no simulation-study")

@@ -36,11 +36,26 @@ def run_comparison(
 ) -> dict:
     """Train + evaluate every method for every seed; results.json in out_dir; returns it.
     Finished runs are loaded from their checkpoints, so a second call only re-evaluates;
-    train_seconds is the training time recorded in the checkpoint."""
+    train_seconds is the training time recorded in the checkpoint. results.json is rewritten
+    after every evaluation, so an interrupted call keeps the runs it finished."""
     out = Path(out_dir)
     table = load_table(cfg.data)
     seeds = cfg.eval.seeds if seeds is None else seeds
     runs = []
+    results = {
+        "config": to_dict(cfg),
+        "table": {
+            "name": table.name,
+            "n_train": len(table.y_train),
+            "n_test": len(table.y_test),
+            "n_features": table.n_features,
+            "num_classes": table.num_classes,
+        },
+        "ambiguity_test": _list(table.ambiguity_test),
+        "oracle_std_test": _list(table.oracle_std_test),
+        "runs": runs,
+    }
+    out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for method in methods:
             state = None
@@ -63,28 +78,22 @@ def run_comparison(
                     eval_seconds=time.perf_counter() - tic,
                 )
                 runs.append(result)
+                _write_json(out / "results.json", results)
                 if log:
                     accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
                     log(
                         f"{cfg.data.name} seed {seed} {label(result):<16} {accs} "
                         f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)"
                     )
-    results = {
-        "config": to_dict(cfg),
-        "table": {
-            "name": table.name,
-            "n_train": len(table.y_train),
-            "n_test": len(table.y_test),
-            "n_features": table.n_features,
-            "num_classes": table.num_classes,
-        },
-        "ambiguity_test": _list(table.ambiguity_test),
-        "oracle_std_test": _list(table.oracle_std_test),
-        "runs": runs,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results))
+    _write_json(out / "results.json", results)
     return results
+
+
+def _write_json(path: Path, values: dict) -> None:
+    """Through a temporary file and a rename: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(values))
+    tmp.replace(path)
 
 
 def label(run: dict) -> str:

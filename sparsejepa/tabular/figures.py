@@ -56,13 +56,18 @@ def runs_dir() -> Path:
     return Path(env).expanduser() if env else REPO / "runs" / "tabular"
 
 
-def load_results(names: list[str]) -> dict[str, dict]:
-    """{table: results} for the tables that have results; an error naming the command if none."""
-    found = {
+def available(names: list[str]) -> dict[str, dict]:
+    """{table: results} for the tables of `names` that have a results.json (maybe none)."""
+    return {
         n: json.loads((runs_dir() / n / "results.json").read_text())
         for n in names
         if (runs_dir() / n / "results.json").is_file()
     }
+
+
+def load_results(names: list[str]) -> dict[str, dict]:
+    """{table: results} for the tables that have results; an error naming the command if none."""
+    found = available(names)
     if not found:
         raise FileNotFoundError(
             f"no results.json under {runs_dir()} for {names}; run e.g. `sparsejepa tabular "
@@ -128,6 +133,8 @@ def simulation_table(results: dict[str, dict]) -> str:
                 for key, metric in cols
             )
             lines.append(f"| {variant} | {cells} |")
+    if len(lines) == 2:
+        return f"(no simulation-study runs: none of {list(ABLATIONS.values())} in the results)"
     return "\n".join(lines)
 
 
@@ -137,7 +144,10 @@ def tables(results: dict[str, dict]) -> str:
 
 def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
     """Test accuracy of `head` on Var-T-JEPA embeddings vs the fraction of most uncertain rows
-    dropped, one panel per table; mean over seeds."""
+    dropped, one panel per table that has Var-T-JEPA's uncertainties; mean over seeds."""
+    results = {k: r for k, r in results.items() if _var_selective(r) is not None}
+    if not results:
+        raise ValueError("no table with Var-T-JEPA uncertainties (run compare with var_t_jepa)")
     fig = Figure(figsize=(3.2 * len(results), 3.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(results), squeeze=False)[0])
     for ax, (name, res) in zip(axes, results.items(), strict=True):
@@ -152,11 +162,17 @@ def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
     return fig
 
 
-def _var_selective(res: dict) -> dict:
-    """The selective-prediction curves of the Var-T-JEPA pool that carries the uncertainties."""
+def _var_selective(res: dict) -> dict | None:
+    """The selective-prediction curves of the Var-T-JEPA pool that carries the uncertainties
+    (None when the table has no Var-T-JEPA run yet)."""
     sel = summarise(res)["selective"]
     return next(
-        v for k, v in sel.items() if k.startswith("var_t_jepa") and len(next(iter(v.values()))) > 1
+        (
+            v
+            for k, v in sel.items()
+            if k.startswith("var_t_jepa") and len(next(iter(v.values()))) > 1
+        ),
+        None,
     )
 
 
