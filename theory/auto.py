@@ -92,23 +92,30 @@ def _decide(
     res = corrected.knn_corrected(X, blocks, k, rng)
     z = res.discrepancy / res.se
     first = "" if screen is None else f"Gaussian copula rejected by the {screen}; "
+    on = "" if res.rows == n else f" (on {res.rows} random rows of {n}: kNN cost ~ d rows^2)"
     check = (
-        f"kNN correction from {res.references} simulated samples of the fit "
+        f"kNN correction from {res.references} simulated samples of the fit{on} "
         f"{res.discrepancy:+.4f} nats = {z:+.1f} se"
     )
     value = (
         f"value = the fit's M {res.model:.4f} + kNN correction {res.discrepancy:+.4f} "
         "(knn_corrected)"
     )
+    chosen = (
+        ""
+        if (res.fit.rows, res.fit.columns) == (n, d)
+        else f", nu chosen on {res.fit.rows} random rows x {res.fit.columns} columns"
+    )
     if np.isinf(res.fit.nu):
         fit = (
             f"t copulas not preferred (2N log-likelihood gain {res.fit.lr:.1f} <= "
-            f"{corrected.GAUSSIAN_LR_CRITICAL})"
+            f"{corrected.GAUSSIAN_LR_CRITICAL}{chosen})"
         )
     else:
         fit = (
             f"heavy-tailed: a t copula with nu = {res.fit.nu:g} fits better than the Gaussian "
-            f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL})"
+            f"(2N log-likelihood gain {res.fit.lr:.1f} > {corrected.GAUSSIAN_LR_CRITICAL}"
+            f"{chosen})"
         )
     implausible = res.value < 0 or abs(res.discrepancy) > max(res.model, 0)
     if abs(z) > GAUSSIAN_MAX_Z and (implausible or not discrete.any()):
@@ -121,19 +128,21 @@ def _decide(
         rejected = (
             f"{first}{fit}; the kNN check rejects the fit ({check}, |z| > {GAUSSIAN_MAX_Z:g})"
         )
-        candidates = {"ksg": knn.ksg(X, blocks, ksg_k, rng)}
+        # ksg on the check's number of rows (all of them unless N^2 d is large)
+        rows = np.arange(n) if res.rows == n else np.sort(rng.choice(n, res.rows, replace=False))
+        candidates = {"ksg": knn.ksg(X[rows], blocks, ksg_k, rng)}
         if discrete.any():
             return (
                 candidates["ksg"],
                 "ksg",
                 f"{rejected} and the corrected value {res.value:+.4f} is implausible ({why}): "
                 "the correction carries the kNN bias of a rejected model; value = ksg "
-                f"(k = {ksg_k}, no model assumed; biased low in high dimension)",
+                f"(k = {ksg_k}{on}, no model assumed; biased low in high dimension)",
             )
         candidates["copula"] = gaussian(Z, blocks)
         if not implausible:
             candidates["knn_corrected"] = res.value
-        return _largest_lower(candidates, ksg_k, rejected, res.value, why)
+        return _largest_lower(candidates, f"ksg (k = {ksg_k}{on})", rejected, res.value, why)
     if not np.isinf(res.fit.nu):
         return res.value, "knn_corrected", f"{first}{fit}; {check}; {value}"
     if discrete.any():
@@ -145,7 +154,7 @@ def _decide(
             f"{check}; {value}",
         )
     return (
-        copula(X, blocks),
+        gaussian(Z, blocks),  # no column discrete, so the screen ran on these normal scores
         "copula",
         f"{first}but {fit} and the kNN check does not reject it: {check} "
         f"(|z| <= {GAUSSIAN_MAX_Z:g}); bias-corrected closed form on normal scores (copula)",
@@ -153,7 +162,7 @@ def _decide(
 
 
 def _largest_lower(
-    candidates: dict[str, float], ksg_k: int, rejected: str, corrected_value: float, why: str
+    candidates: dict[str, float], ksg_name: str, rejected: str, corrected_value: float, why: str
 ) -> tuple[float, str, str]:
     """The largest of the candidate estimates, once the kNN check has rejected the fitted copula.
 
@@ -171,7 +180,7 @@ def _largest_lower(
     than the M it corrects: the swiss roll read -1.85, ksg 0.41, truth 0.41). The max of noisy
     estimates errs high by about one standard error (hundredths of a nat at N = 5000)."""
     method = max(candidates, key=candidates.__getitem__)
-    names = {"ksg": f"ksg (k = {ksg_k})", "copula": "copula", "knn_corrected": "knn_corrected"}
+    names = {"ksg": ksg_name, "copula": "copula", "knn_corrected": "knn_corrected"}
     listed = ", ".join(f"{names[m]} {v:+.4f}" for m, v in candidates.items())
     dropped = (
         ""

@@ -156,15 +156,54 @@ def test_knn_corrected_holds_in_64_dimensions():
 
 def test_fit_copula_recovers_nu():
     from theory.corrected import fit_copula
-    from theory.scores import normal_scores
+    from theory.scores import rank_codes
 
     # nu = 2: the sample correlation of t scores made the fit choose 2.5 (M 17% low at d = 6);
     # the fixed-point shape recovers it
     for nu, expected in ((4.0, (3.0, 6.0)), (2.0, (1.5, 2.5)), (math.inf, (math.inf, math.inf))):
         task = StudentTTask(np.eye(5), nu) if math.isfinite(nu) else GaussianTask(np.eye(5))
-        U = stats.norm.cdf(normal_scores(task.sample(4000, np.random.default_rng(0))))
-        fit = fit_copula(U)
+        codes = rank_codes(task.sample(4000, np.random.default_rng(0)))
+        fit = fit_copula(codes, np.random.default_rng(0))
         assert expected[0] <= fit.nu <= expected[1], fit
+
+
+def test_fit_copula_chooses_nu_on_a_subset_and_the_shape_on_all_rows(monkeypatch):
+    # nu is one number: it is chosen on FIT_ROWS x FIT_COLUMNS of the scores; R (which the fit's
+    # M needs at full precision) on every row and column
+    from theory.corrected import fit_copula
+    from theory.scores import rank_codes
+
+    R = random_correlation(12, np.random.default_rng(5), 1.0)
+    codes = rank_codes(StudentTTask(R, 3.0).sample(3000, np.random.default_rng(0)))
+    full = fit_copula(codes, np.random.default_rng(0))
+    monkeypatch.setattr(corrected, "FIT_ROWS", 1000)
+    monkeypatch.setattr(corrected, "FIT_COLUMNS", 6)
+    sub = fit_copula(codes, np.random.default_rng(0))
+    assert (full.rows, full.columns, sub.rows, sub.columns) == (3000, 12, 1000, 6)
+    assert sub.nu == full.nu == 3.0
+    np.testing.assert_allclose(sub.R, full.R, atol=1e-12)  # the same shape fit on all rows
+
+
+def test_knn_check_runs_on_a_row_subset_when_its_knn_work_is_large(monkeypatch):
+    # brute-force kNN costs d N^2: above CHECK_WORK the check (data and references alike) runs
+    # on a random subset of rows, says so, and still corrects the fit (R from every row)
+    monkeypatch.setattr(corrected, "CHECK_WORK", 4 * 1000**2)
+    assert corrected.check_rows(3000, 4) == 1000 and corrected.check_rows(800, 4) == 800
+    assert corrected.check_rows(10**5, 768) == 2 * 768  # at least 2 rows per column
+    task = StudentTTask(random_correlation(4, np.random.default_rng(1), 0.6), 3.0)
+    X = task.sample(3000, np.random.default_rng(0))
+    est = theory.multiinformation(X, seed=0)
+    assert est.method == "knn_corrected" and "on 1000 random rows of 3000" in est.reason
+    assert est == pytest.approx(task.true_value, rel=0.15), est.reason
+    assert theory.multiinformation(X, method="knn_corrected", seed=0) == est
+
+
+def test_screen_has_25_rows_per_column():
+    # its ~1.5 d^2 moments are nearly independent only while d / rows is small: on 5000 rows of
+    # Gaussian data at d = 768 the omnibus z read 3.2-4.4 (critical 3.3)
+    assert corrected.screen_rows(10**4, 192) == 5000
+    assert corrected.screen_rows(5 * 10**4, 768) == 25 * 768
+    assert corrected.screen_rows(3000, 768) == 3000
 
 
 def test_estimate_is_a_float_with_method_and_reason():
