@@ -23,6 +23,16 @@ from .data import ImageDataset
 FEATURE_SETS = ("last", "last4")
 
 
+def _normalized_batches(x_uint8: np.ndarray, mean, std, device, batch_size: int):
+    """Normalised (B, 3, H, W) batches of uint8 (N, H, W, 3) images, on `device`."""
+    x_uint8 = np.asarray(x_uint8)
+    if x_uint8.dtype != np.uint8 or x_uint8.ndim != 4 or x_uint8.shape[-1] != 3 or not len(x_uint8):
+        raise ValueError(f"expected uint8 images (N, H, W, 3), got {x_uint8.dtype} {x_uint8.shape}")
+    for start in range(0, len(x_uint8), batch_size):
+        batch = torch.from_numpy(x_uint8[start : start + batch_size]).to(device)
+        yield normalize(batch, mean, std)
+
+
 def extract_features(
     encoder: torch.nn.Module,
     x_uint8: np.ndarray,
@@ -40,18 +50,14 @@ def extract_features(
     """
     if not hasattr(encoder, "layer_outputs"):
         raise TypeError("extract_features needs an encoder with layer_outputs(images, n_last)")
-    x_uint8 = np.asarray(x_uint8)
-    if x_uint8.dtype != np.uint8 or x_uint8.ndim != 4 or x_uint8.shape[-1] != 3 or not len(x_uint8):
-        raise ValueError(f"expected uint8 images (N, H, W, 3), got {x_uint8.dtype} {x_uint8.shape}")
     n_last = min(4, len(encoder.blocks)) if hasattr(encoder, "blocks") else 4
     was_training = encoder.training
     encoder.eval()
     last, last4 = [], []
     try:
         with torch.inference_mode():
-            for start in range(0, len(x_uint8), batch_size):
-                batch = torch.from_numpy(x_uint8[start : start + batch_size]).to(device)
-                layers = encoder.layer_outputs(normalize(batch, mean, std), n_last)
+            for batch in _normalized_batches(x_uint8, mean, std, device, batch_size):
+                layers = encoder.layer_outputs(batch, n_last)
                 if not layers or any(t.ndim != 3 or t.shape[0] != len(batch) for t in layers):
                     shapes = [tuple(t.shape) for t in layers]
                     raise ValueError(f"layer_outputs must return (B, T, D) tensors, got {shapes}")
@@ -134,9 +140,8 @@ def head_features(
     averaged over an image's tokens; with `pool` the head reads the mean token, as it trained."""
     z, generated = [], []
     with torch.inference_mode():
-        for start in range(0, len(x_uint8), batch_size):
-            batch = torch.from_numpy(x_uint8[start : start + batch_size]).to(device)
-            h = encoder.layer_outputs(normalize(batch, mean, std), 1)[-1].float()
+        for batch in _normalized_batches(x_uint8, mean, std, device, batch_size):
+            h = encoder.layer_outputs(batch, 1)[-1].float()
             samples = h.mean(1) if pool else h.reshape(-1, h.shape[-1])
             mu = head.encoder(samples).chunk(2, dim=-1)[0]
             out = head.decode(mu)
