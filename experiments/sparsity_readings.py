@@ -14,7 +14,6 @@ Usage:
 """
 
 import argparse
-import itertools
 import json
 import statistics
 import time
@@ -25,6 +24,7 @@ import yaml
 
 from sparsejepa import checkpoint, data
 from sparsejepa.features import head_features
+from sparsejepa.figures.runs import mean_sd_cell
 from sparsejepa.probe import probe_tasks
 from sparsejepa.student import Student
 
@@ -52,26 +52,16 @@ def probe_head(run_dir: Path) -> dict:
         )
         for split, x in (("train", ds.x_train), ("test", ds.x_test))
     }
-    sets = {
-        k: tuple(torch.from_numpy(feats[s][k]) for s in ("train", "test")) for k in feats["train"]
-    }
-    results, _ = probe_tasks(sets, ds, ["fine", "coarse"], knn_features="generated")
     probes = {}
-    for task, emb in itertools.product(results, sets):  # the head chosen on validation
-        fits = [results[task][f"{emb}/{h}"] for h in ("linear", "bn_linear")]
-        probes[f"{task}/{emb}"] = max(fits, key=lambda r: max(r["val_top1"].values()))["top1"]
+    for emb in feats["train"]:  # one embedding at a time: `best_by_val` picks its probe head
+        sets = {emb: tuple(torch.from_numpy(feats[split][emb]) for split in ("train", "test"))}
+        results, _ = probe_tasks(sets, ds, ["fine", "coarse"], knn_features=emb)
+        probes.update({f"{task}/{emb}": r["best_by_val"]["top1"] for task, r in results.items()})
     return {"name": run_dir.name, "probe": probes, "probe_min": (time.perf_counter() - tic) / 60}
 
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _mean_sd(values: list[float]) -> str:
-    if not values:
-        return ""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} +- {sd:.1f} ({len(values)})"
 
 
 def _overrides(variants: dict, name: str) -> str:
@@ -121,24 +111,24 @@ def table() -> str:
         fine = [r["probes"]["full:cifar100/fine"]["best_by_val"] for r in jepa]
         coarse = [r["probes"]["full:cifar100/coarse"]["best_by_val"] for r in jepa]
         lines.append(
-            f"| JEPA (`ec_ijepa.jsonl`) | | {_mean_sd(fine)} | | | {_mean_sd(coarse)} | "
-            f"{_mean_sd([r['rankme'] for r in jepa])} | | |"
+            f"| JEPA (`ec_ijepa.jsonl`) | | {mean_sd_cell(fine)} | | | {mean_sd_cell(coarse)} | "
+            f"{mean_sd_cell([r['rankme'] for r in jepa])} | | |"
         )
     for name, rows in readings.items():
         heads = [head[r["name"]] for r in rows if r["name"] in head]
 
         def of(key, rows=heads):
-            return _mean_sd([h[key] for h in rows])
+            return mean_sd_cell([h[key] for h in rows])
 
         m = " / ".join(
             f"{statistics.mean(r[k] for r in rows):.0f}" for k in ("mi_total", "mi_between")
         )
         lines.append(
             f"| {name} | {_overrides(spec['variants'], name)} | "
-            f"{_mean_sd([r['probe']['fine']['best_by_val'] for r in rows])} | {of('fine/z')} | "
+            f"{mean_sd_cell([r['probe']['fine']['best_by_val'] for r in rows])} | {of('fine/z')} | "
             f"{of('fine/generated')} | "
-            f"{_mean_sd([r['probe']['coarse']['best_by_val'] for r in rows])} | "
-            f"{_mean_sd([r['rankme'] for r in rows])} | {_active(rows)} | {m} |"
+            f"{mean_sd_cell([r['probe']['coarse']['best_by_val'] for r in rows])} | "
+            f"{mean_sd_cell([r['rankme'] for r in rows])} | {_active(rows)} | {m} |"
         )
     return "\n".join(lines) + "\n"
 
