@@ -129,7 +129,7 @@ def _decide(
             f"{first}{fit}; the kNN check rejects the fit ({check}, |z| > {GAUSSIAN_MAX_Z:g})"
         )
         # ksg on the check's number of rows (all of them unless N^2 d is large)
-        rows = np.arange(n) if res.rows == n else np.sort(rng.choice(n, res.rows, replace=False))
+        rows = corrected.random_subset(n, res.rows, rng)
         candidates = {"ksg": knn.ksg(X[rows], blocks, ksg_k, rng)}
         if discrete.any():
             return (

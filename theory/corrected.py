@@ -112,7 +112,7 @@ def check_rows(n: int, d: int) -> int:
     return min(n, max(math.isqrt(CHECK_WORK // d), CHECK_ROWS_PER_COLUMN * d))
 
 
-def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def random_subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of `size` of range(n) drawn from rng; all of them (no draw) if n <= size."""
     return np.arange(n) if n <= size else np.sort(rng.choice(n, size, replace=False))
 
@@ -173,7 +173,7 @@ def fit_copula(codes: np.ndarray, rng: np.random.Generator) -> CopulaFit:
     2 n (l(nu^) - l(inf)) > GAUSSIAN_LR_CRITICAL. nu is chosen on at most FIT_ROWS x FIT_COLUMNS
     of the scores (drawn from rng only when there are more), R on all of them."""
     n, d = codes.shape
-    rows, cols = _subset(n, FIT_ROWS, rng), _subset(d, FIT_COLUMNS, rng)
+    rows, cols = random_subset(n, FIT_ROWS, rng), random_subset(d, FIT_COLUMNS, rng)
     sub = codes[np.ix_(rows, cols)] if len(rows) < n or len(cols) < d else codes
     try:
         gauss_ll, gauss_R = _copula_loglik(quantile_scores(sub, n, special.ndtri), math.inf)
@@ -248,7 +248,7 @@ def knn_corrected(
             "correlation matrix is singular; add samples"
         )
     fit = fit_copula(rank_codes(X), rng)
-    rows = _subset(n, check_rows(n, d), rng)
+    rows = random_subset(n, check_rows(n, d), rng)
     m = len(rows)
     n_ref = n_references(m, d) if n_ref is None else n_ref
     Z = jittered_normal_scores(X if m == n else X[rows], rng)
