@@ -5,12 +5,12 @@ checkpoints), evaluates it with `evaluate.evaluate`, and writes `results.json`; 
 that into mean and sample standard deviation over seeds; `markdown` formats the tables.
 """
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..release import write_json_atomic
 from .config import TabularConfig, from_dict, to_dict
 from .data import load_table
 from .evaluate import evaluate
@@ -78,22 +78,15 @@ def run_comparison(
                     eval_seconds=time.perf_counter() - tic,
                 )
                 runs.append(result)
-                _write_json(out / "results.json", results)
+                write_json_atomic(out / "results.json", results)
                 if log:
                     accs = " ".join(f"{h} {a:.3f}" for h, a in result["acc"].items())
                     log(
                         f"{cfg.data.name} seed {seed} {label(result):<16} {accs} "
                         f"(train {train_s:.0f} s, eval {result['eval_seconds']:.0f} s)"
                     )
-    _write_json(out / "results.json", results)
+    write_json_atomic(out / "results.json", results)
     return results
-
-
-def _write_json(path: Path, values: dict) -> None:
-    """Through a temporary file and a rename: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(values))
-    tmp.replace(path)
 
 
 def label(run: dict) -> str:
