@@ -3,8 +3,8 @@
 # the real Adult and MNIST-5k, the simulation study and its ablations (Var-JEPA's Table 1).
 # Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS [NAME ...]]
 # e.g. `experiments/tabular_var_jepa.sh 2 adult mnist` runs only those two tables.
-# Trains every (table, method, seed) as its own niced single-thread process, JOBS at a time
-# (default 2, the shared machine's cores), then `sparsejepa tabular compare` evaluates the
+# Trains every (table, method, seed) as its own single-thread process at niceness NICE (default
+# 19), JOBS at a time (default 2, the shared machine's cores), then `sparsejepa tabular compare` evaluates the
 # finished checkpoints of each table into runs/tabular/<name>/results.{json,md} (compare resumes
 # finished runs: no training twice; results.json grows run by run).
 set -euo pipefail
@@ -23,7 +23,7 @@ RUNS=(
 )
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
-cli() { nice -n 19 python -m sparsejepa.cli tabular "$@"; }
+cli() { nice -n "${NICE:-19}" python -m sparsejepa.cli tabular "$@"; }
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue
