@@ -5,8 +5,8 @@
 # e.g. `experiments/tabular_var_jepa.sh 2 adult mnist` runs only those two tables.
 # Trains every (table, method, seed) as its own single-thread process at niceness NICE (default
 # 19), JOBS at a time (default 2, the shared machine's cores), then `sparsejepa tabular compare`
-# evaluates the finished checkpoints of each table into runs/tabular/<name>/results.{json,md} (compare resumes
-# finished runs: no training twice; results.json grows run by run).
+# evaluates the finished checkpoints of each table into runs/tabular/<name>/results.{json,md}
+# (compare resumes finished runs: no training twice; results.json grows run by run).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 JOBS=${1:-2}
