@@ -3,27 +3,31 @@
 # the real Adult and MNIST-5k, the simulation study and its ablations (Var-JEPA's Table 1).
 # Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS [NAME ...]]
 # e.g. `experiments/tabular_var_jepa.sh 2 adult mnist` runs only those two tables.
-# Trains every (table, method, seed) as its own niced single-thread process, JOBS at a time
-# (default 2, the shared machine's cores), then `sparsejepa tabular compare` evaluates the
-# finished checkpoints of each table into runs/tabular/<name>/results.{json,md} (compare resumes
-# finished runs: no training twice; results.json grows run by run).
+# Trains every (table, method, seed) as its own single-thread process at niceness NICE (default
+# 19), JOBS at a time (default 2, the shared machine's cores), then `sparsejepa tabular compare`
+# evaluates the finished checkpoints of each table into runs/tabular/<name>/results.{json,md}
+# (compare resumes finished runs: no training twice; results.json grows run by run).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 JOBS=${1:-2}
 ONLY=" ${*:2} "
 ABLATION_EVAL="eval.heads=[logreg] eval.pools=[mean]"
+LEARNED_PREDICTOR="model.pred_depth=2 model.pred_width=64 var.decoder_logvar=-4 var.w_kl_sx=0.1"
+LEARNED_PREDICTOR+=" train.epochs=100"
 # name | preset | methods | overrides
 RUNS=(
   "simulation|simulation|t_jepa var_t_jepa|"
   "simulation_no_kl_sx|simulation|var_t_jepa|var.w_kl_sx=0 $ABLATION_EVAL"
   "simulation_no_recon_gen|simulation|var_t_jepa|var.w_recon=0 var.w_gen=0 $ABLATION_EVAL"
   "simulation_no_kl|simulation|var_t_jepa|var.w_kl_sx=0 var.w_kl_z=0 var.w_kl_sy=0 $ABLATION_EVAL"
+  # a predictor that learns the conditional: its predictive std ranks ambiguity (tabular README)
+  "simulation_pred64_dec4_klsx0.1_e100|simulation|var_t_jepa|$LEARNED_PREDICTOR $ABLATION_EVAL"
   "adult|adult|t_jepa var_t_jepa|"
   "mnist|mnist|t_jepa var_t_jepa|"
 )
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
-cli() { nice -n 19 python -m sparsejepa.cli tabular "$@"; }
+cli() { nice -n "${NICE:-19}" python -m sparsejepa.cli tabular "$@"; }
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue

@@ -136,6 +136,23 @@ def test_lambda_ablation_keeps_one_training_length():
     assert figures.ablation_runs(longer[2:]) == []
 
 
+def test_groups_tell_the_heads_readings_apart():
+    def run(*sets):
+        config = load_config("cifar100_cpu", list(sets))
+        return SimpleNamespace(method="SparseJEPA" if config.sparsity.enabled else "JEPA",
+                               config=config)  # fmt: skip
+
+    on = "sparsity.enabled=true"
+    old = ["sparsity.standardize_target=true", "sparsity.lam_per=element",
+           "sparsity.zero_init_generator=false"]  # fmt: skip
+    assert figures.group_of(run()) == "JEPA 32 ep"
+    assert figures.group_of(run(on)) == "SparseJEPA lam=1 32 ep"
+    assert figures.group_of(run(on, "sparsity.pool=true")) == "SparseJEPA lam=1 pooled 32 ep"
+    assert figures.group_of(run(on, "train.epochs=18", *old)) == "SparseJEPA lam=1 old head 18 ep"
+    assert (figures.group_of(run(on, old[0], "sparsity.latent_dim=64"))
+            == "SparseJEPA lam=1 std target K=64 32 ep")  # fmt: skip
+
+
 @pytest.mark.parametrize("path", OTHERS, ids=lambda p: p.name)
 def test_other_numbered_notebooks_run(released, tmp_path, path):
     """Notebooks of other parts of the project (e.g. 10_*) run too, against the same releases."""

@@ -82,3 +82,16 @@ def test_predictive_std_has_all_three_variance_terms():
         spread = c**2 * (a2 * lv.exp().sum(1)).sum(-1) / ctx.shape[1] ** 2
         exact += (math.exp(dec.fixed_logvar) + math.exp(big_l) * a2.sum() + spread).sqrt()
     torch.testing.assert_close(std, exact / dec.n_num, rtol=0.03, atol=0)
+
+
+@torch.no_grad()
+def test_predictor_r2_leaves_out_a_constant_feature():
+    """A feature constant on the split (an MNIST border pixel) has no R^2; dividing by its zero
+    variance made the average about -4e7 on MNIST-5k."""
+    cfg = tiny("var_t_jepa")
+    table = load_table(cfg.data)
+    state = build(cfg, table)
+    x_num = table.x_num_test.copy()
+    x_num[:, 0] = 0.0
+    r2 = predictive(state, dataclasses.replace(table, x_num_test=x_num), "test", samples=4)[1]
+    assert r2.shape == (1,) and -10 < r2.item() <= 1

@@ -1,6 +1,6 @@
 """The releases as the notebooks group them: runs that differ only by seed form a group (method,
-lambda, training epochs); the main runs, the lambda sweep, a colour per group, and the plain-text
-tables every notebook prints (mean +- sample sd over seeds, n >= 2)."""
+lambda, the head's reading, training epochs); the main runs, the lambda sweep, a colour per
+group, and the plain-text tables every notebook prints (mean +- sample sd over seeds, n >= 2)."""
 
 from __future__ import annotations
 
@@ -40,11 +40,36 @@ def epochs_of(r: Release) -> float:
     return r.config.train.epochs
 
 
+def head_of(r: Release) -> str:
+    """How a SparseJEPA run's head departs from the presets' (the audit's `fixed` reading,
+    docs/results.md "SparseJEPA: what the head does"): 'old head' for the head before 2026-12-05,
+    else each departure ('pooled', 'K=64', ...); '' for the presets' head and for JEPA."""
+    s, default = r.config.sparsity, SparsityConfig()
+    if not s.enabled:
+        return ""
+    departures = [
+        ("std target", s.standardize_target),
+        ("W per element", s.lam_per == "element"),
+        ("torch-init generators", not s.zero_init_generator),
+    ]
+    if all(on for _, on in departures):
+        departures = [("old head", True)]
+    departures += [
+        ("pooled", s.pool),
+        (f"K={s.latent_dim}", s.latent_dim != default.latent_dim),
+        (f"encoder grad {s.encoder_grad:g}", s.encoder_grad != default.encoder_grad),
+        ("ramped", tuple(s.encoder_grad_ramp) != tuple(default.encoder_grad_ramp)),
+        ("EMA target", s.recon_target == "ema"),
+    ]
+    tags = [tag for tag, on in departures if on]
+    return " ".join(tags)
+
+
 def group_of(r: Release) -> str:
-    """The runs that differ only by seed: method, lambda and training epochs, e.g. 'JEPA 9 ep',
-    'SparseJEPA lam=1 2 ep'."""
+    """The runs that differ only by seed: method, lambda, the head's reading and training epochs,
+    e.g. 'JEPA 9 ep', 'SparseJEPA lam=1 2 ep', 'SparseJEPA lam=1 old head 18 ep'."""
     method = r.method if lam_of(r) is None else f"SparseJEPA lam={lam_of(r):g}"
-    return f"{method} {epochs_of(r):g} ep"
+    return " ".join(filter(None, (method, head_of(r), f"{epochs_of(r):g} ep")))
 
 
 def ablation_runs(rs: list[Release]) -> list[Release]:

@@ -152,8 +152,9 @@ def uncertainties(
 @torch.no_grad()
 def predictive(state: TabState, table: Table, split: str, samples: int = 16, seed: int = 0):
     """(n,) predictive std of the numeric features, each given all the others, averaged over
-    them, and (1,) the leave-one-out R^2 of the predictive mean, averaged over them (see the
-    module doc; 0 = the predictor outputs the marginal)."""
+    them, and (1,) the leave-one-out R^2 of the predictive mean, averaged over the features that
+    vary on the split (see the module doc; 0 = the predictor outputs the marginal; a constant
+    feature, e.g. an MNIST border pixel, has no R^2)."""
     model = state.model
     dec = model.decoder
     x_num, x_cat = _tensors(table, split, state.device)
@@ -161,7 +162,7 @@ def predictive(state: TabState, table: Table, split: str, samples: int = 16, see
     if not dec.n_num:
         return torch.zeros(n, device=state.device), torch.zeros(1, device=state.device)
     gen = seeded_generator(state.device, seed, 11)
-    std, r2 = torch.zeros(n, device=state.device), torch.zeros(1, device=state.device)
+    std, r2s = torch.zeros(n, device=state.device), []
     for j in range(dec.n_num):
         ctx = torch.tensor([0] + [i + 1 for i in range(d) if i != j], device=state.device)
         ctx, tgt = ctx.expand(n, -1), torch.full((n, 1, 1), j + 1, device=state.device)
@@ -181,9 +182,11 @@ def predictive(state: TabState, table: Table, split: str, samples: int = 16, see
         means = torch.stack(means)  # (samples, n)
         spread = means.var(0, unbiased=False)  # Var over (s_x, z) of the decoded mean
         std += (torch.stack(variances).mean(0) + spread).sqrt() / dec.n_num
-        mse = (means.mean(0) - x_num[:, j]).square().mean()
-        r2 += (1 - mse / x_num[:, j].var(unbiased=False).clamp(min=1e-12)) / dec.n_num
-    return std, r2
+        variance = x_num[:, j].var(unbiased=False)
+        if variance > 1e-8:
+            r2s.append(1 - (means.mean(0) - x_num[:, j]).square().mean() / variance)
+    r2 = torch.stack(r2s).mean().reshape(1) if r2s else torch.full((1,), math.nan)
+    return std, r2.to(state.device)
 
 
 def make_head(name: str, seed: int, ecfg: EvalConfig):
