@@ -53,10 +53,12 @@ Markdown(figures.simulation_table(ablations))
 Image(figures.save(figures.plot_selective(results), "10_selective_prediction" + tag))
 
 # %% [markdown]
-# The simulated mixture: latent uncertainty vs the exact entropy of p(component | row), seed 0
-# (only when `runs/tabular/simulation` exists).
+# The simulated mixture: latent uncertainty vs the exact entropy of p(component | row), seed 0,
+# at the preset and with a predictor that learns the conditional (each when its runs exist).
 
 # %%
-if "simulation" in results:
-    sim = figures.plot_ambiguity(results["simulation"])
-    display(Image(figures.save(sim, "10_uncertainty_vs_ambiguity" + tag)))
+stems = {"simulation": "", "simulation_pred64_dec4_klsx0.1_e100": "_learned_predictor"}
+for name, stem in stems.items():
+    if name in ablations:
+        sim = figures.plot_ambiguity(ablations[name])
+        display(Image(figures.save(sim, "10_uncertainty_vs_ambiguity" + stem + tag)))
