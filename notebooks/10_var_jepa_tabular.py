@@ -57,7 +57,7 @@ Image(figures.save(figures.plot_selective(results), "10_selective_prediction" + 
 # at the preset and with a predictor that learns the conditional (each when its runs exist).
 
 # %%
-stems = {"simulation": "", "simulation_pred64_dec4_klsx0.1_e100": "_learned_predictor"}
+stems = {"simulation": "", "simulation_pred64_e100": "_learned_predictor"}
 for name, stem in stems.items():
     if name in ablations:
         sim = figures.plot_ambiguity(ablations[name])

@@ -103,7 +103,8 @@ ABLATIONS = {
     "no KL on s_x": "simulation_no_kl_sx",
     "no reconstruction / generation": "simulation_no_recon_gen",
     "no KL at all": "simulation_no_kl",
-    # not an ablation: the full ELBO with a predictor that learns the conditional (tabular README)
+    # not ablations: the full ELBO with a predictor that learns the conditional (tabular README)
+    "full ELBO, predictor 2 x 64, 100 epochs": "simulation_pred64_e100",
     "full ELBO, predictor 2 x 64, decoder -4, s_x KL 0.1, 100 epochs": (
         "simulation_pred64_dec4_klsx0.1_e100"
     ),
