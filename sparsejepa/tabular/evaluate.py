@@ -185,8 +185,9 @@ def predictive(state: TabState, table: Table, split: str, samples: int = 16, see
         variance = x_num[:, j].var(unbiased=False)
         if variance > 1e-8:
             r2s.append(1 - (means.mean(0) - x_num[:, j]).square().mean() / variance)
-    r2 = torch.stack(r2s).mean().reshape(1) if r2s else torch.full((1,), math.nan)
-    return std, r2.to(state.device)
+    if not r2s:  # every numeric feature constant on the split
+        return std, torch.full((1,), math.nan, device=state.device)
+    return std, torch.stack(r2s).mean().reshape(1)
 
 
 def make_head(name: str, seed: int, ecfg: EvalConfig):
