@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+from recipe_search import load_spec  # this folder's
 
 from sparsejepa import checkpoint, data
 from sparsejepa.features import head_features
@@ -82,7 +82,7 @@ def _active(rows: list[dict]) -> str:
 
 def table() -> str:
     """Markdown: one line per reading (seeds pooled: a variant NAME_sK is seed K of NAME)."""
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = load_spec(SPEC)
     head = {r["name"]: r["probe"] for r in _rows(HEAD_ROWS)} if HEAD_ROWS.exists() else {}
     readings: dict[str, list[dict]] = {}
     for row in _rows(ENCODER_ROWS):

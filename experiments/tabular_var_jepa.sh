@@ -11,19 +11,20 @@ set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 JOBS=${1:-2}
 ONLY=" ${*:2} "
-ABLATION_EVAL="eval.heads=[logreg] eval.pools=[mean]"
+# the simulation metrics need one probe head and one pooling, not the tables' grid
+ONE_HEAD_EVAL="eval.heads=[logreg] eval.pools=[mean]"
 BIG_PREDICTOR="model.pred_depth=2 model.pred_width=64 train.epochs=100"
 LEARNED_PREDICTOR="$BIG_PREDICTOR var.decoder_logvar=-4 var.w_kl_sx=0.1"
 # name | preset | methods | overrides
 RUNS=(
   "simulation|simulation|t_jepa var_t_jepa|"
-  "simulation_no_kl_sx|simulation|var_t_jepa|var.w_kl_sx=0 $ABLATION_EVAL"
-  "simulation_no_recon_gen|simulation|var_t_jepa|var.w_recon=0 var.w_gen=0 $ABLATION_EVAL"
-  "simulation_no_kl|simulation|var_t_jepa|var.w_kl_sx=0 var.w_kl_z=0 var.w_kl_sy=0 $ABLATION_EVAL"
+  "simulation_no_kl_sx|simulation|var_t_jepa|var.w_kl_sx=0 $ONE_HEAD_EVAL"
+  "simulation_no_recon_gen|simulation|var_t_jepa|var.w_recon=0 var.w_gen=0 $ONE_HEAD_EVAL"
+  "simulation_no_kl|simulation|var_t_jepa|var.w_kl_sx=0 var.w_kl_z=0 var.w_kl_sy=0 $ONE_HEAD_EVAL"
   # a predictor that learns the conditional: its predictive std ranks ambiguity (tabular README)
-  "simulation_pred64_dec4_klsx0.1_e100|simulation|var_t_jepa|$LEARNED_PREDICTOR $ABLATION_EVAL"
+  "simulation_pred64_dec4_klsx0.1_e100|simulation|var_t_jepa|$LEARNED_PREDICTOR $ONE_HEAD_EVAL"
   # only the predictor's size and the training length: both targets of the simulation study
-  "simulation_pred64_e100|simulation|var_t_jepa|$BIG_PREDICTOR $ABLATION_EVAL"
+  "simulation_pred64_e100|simulation|var_t_jepa|$BIG_PREDICTOR $ONE_HEAD_EVAL"
   "adult|adult|t_jepa var_t_jepa|"
   "mnist|mnist|t_jepa var_t_jepa|"
 )

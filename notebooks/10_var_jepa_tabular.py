@@ -42,8 +42,8 @@ print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 # posterior means; the last two columns are Spearman correlations with the exact ambiguity.
 
 # %%
-ablations = results if tag else figures.available(list(figures.ABLATIONS.values()))
-Markdown(figures.simulation_table(ablations))
+simulation_runs = results if tag else figures.available(list(figures.SIMULATION_RUNS.values()))
+Markdown(figures.simulation_table(simulation_runs))
 
 # %% [markdown]
 # Selective prediction: logistic regression on Var-T-JEPA embeddings, test rows ranked by each
@@ -59,6 +59,6 @@ Image(figures.save(figures.plot_selective(results), "10_selective_prediction" + 
 # %%
 stems = {"simulation": "", "simulation_pred64_e100": "_learned_predictor"}
 for name, stem in stems.items():
-    if name in ablations:
-        sim = figures.plot_ambiguity(ablations[name])
+    if name in simulation_runs:
+        sim = figures.plot_ambiguity(simulation_runs[name])
         display(Image(figures.save(sim, "10_uncertainty_vs_ambiguity" + stem + tag)))

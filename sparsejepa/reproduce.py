@@ -43,7 +43,7 @@ class Spec:
     optional_sets: dict[str, dict]
 
 
-def _string_list(value, where: str) -> list[str]:
+def string_list(value, where: str) -> list[str]:
     """A list of key=value strings; nested lists (a YAML alias `*name` of a shared list) are
     flattened in place."""
     if value is None:
@@ -98,8 +98,8 @@ def load_spec(path: str | Path = DEFAULT_SPEC) -> Spec:
     probe = raw.get("probe") or {}
     return Spec(
         preset=preset,
-        common=_string_list(raw.get("set"), f"{path}: set"),
-        runs={name: _string_list(sets, f"{path}: runs.{name}") for name, sets in runs.items()},
+        common=string_list(raw.get("set"), f"{path}: set"),
+        runs={name: string_list(sets, f"{path}: runs.{name}") for name, sets in runs.items()},
         probe_sets=_sizes(probe.get("datasets"), f"{path}: probe.datasets"),
         optional_sets=_sizes(probe.get("optional"), f"{path}: probe.optional"),
     )

@@ -96,9 +96,9 @@ def load_or_quick(names: list[str], log=print) -> tuple[dict[str, dict], str]:
     return results, "_quick"
 
 
-# Var-JEPA's Table 1: the full ELBO and its ablations, the run folders of
-# experiments/tabular_var_jepa.sh sim
-ABLATIONS = {
+# The simulation study's settings (Var-JEPA's Table 1: the full ELBO and its ablations, then two
+# predictor settings), the run folders of experiments/tabular_var_jepa.sh
+SIMULATION_RUNS = {
     "full ELBO": "simulation",
     "no KL on s_x": "simulation_no_kl_sx",
     "no reconstruction / generation": "simulation_no_recon_gen",
@@ -112,9 +112,9 @@ ABLATIONS = {
 
 
 def simulation_table(results: dict[str, dict]) -> str:
-    """Markdown: one row per ablation present in `results` ({run folder name: results}), the
-    simulation-study metrics and two Spearman correlations with the exact ambiguity, mean +- std
-    over seeds."""
+    """Markdown: one row per simulation setting present in `results` ({run folder name:
+    results}), the simulation-study metrics and two Spearman correlations with the exact
+    ambiguity, mean +- std over seeds."""
     cols = [
         ("simulation", "probe_sx"),
         ("simulation", "probe_sy"),
@@ -130,7 +130,7 @@ def simulation_table(results: dict[str, dict]) -> str:
         "one out) |",
         "|---|" + "---|" * len(cols),
     ]
-    for variant, name in ABLATIONS.items():
+    for variant, name in SIMULATION_RUNS.items():
         if name in results:
             s = summarise(results[name])
             cells = " | ".join(
@@ -139,7 +139,8 @@ def simulation_table(results: dict[str, dict]) -> str:
             )
             lines.append(f"| {variant} | {cells} |")
     if len(lines) == 2:
-        return f"(no simulation-study runs: none of {list(ABLATIONS.values())} in the results)"
+        names = list(SIMULATION_RUNS.values())
+        return f"(no simulation-study runs: none of {names} in the results)"
     return "\n".join(lines)
 
 
