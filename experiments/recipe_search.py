@@ -132,7 +132,8 @@ def make_row(
         "train_min": round(train_min, 2),
         "images_per_s": round(statistics.median(r["images_per_s"] for r in logs[1:] or logs), 1),
         "threads": threads,
-        "final_loss": logs[-1]["jepa"],
+        # the JEPA loss; Var-JEPA logs no such term, so its weighted negative ELBO per pixel value
+        "final_loss": logs[-1].get("jepa", logs[-1]["loss"]),
         "rankme": [r["rankme"] for r in logs if "rankme" in r][-1],
         "rankme_curve": [(r["step"], round(r["rankme"], 2)) for r in logs if "rankme" in r],
         "probe_min": None if probe_min is None else round(probe_min, 2),
