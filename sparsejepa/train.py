@@ -240,6 +240,20 @@ def _fixed_batch(state: TrainState, n: int = 512) -> torch.Tensor:
     return augment.normalize(state.x_train[idx], state.mean, state.std)
 
 
+def load_training_set(cfg: Config) -> data.ImageDataset:
+    """The ImageDataset `cfg.data` names (path, download, subset sizes; subsets drawn with
+    `train.seed`)."""
+    d = cfg.data
+    return data.load_dataset(
+        d.dataset,
+        path=d.path,
+        download=d.download,
+        seed=cfg.train.seed,
+        n_train=d.n_train,
+        n_test=d.n_test,
+    )
+
+
 def _init_distributed() -> None:
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -271,15 +285,7 @@ def train(
     is_main = not dist.is_initialized() or dist.get_rank() == 0
     with run_folder.locked_run_folder(out) if is_main else contextlib.nullcontext():
         if dataset is None:
-            d = cfg.data
-            dataset = data.load_dataset(
-                d.dataset,
-                path=d.path,
-                download=d.download,
-                seed=cfg.train.seed,
-                n_train=d.n_train,
-                n_test=d.n_test,
-            )
+            dataset = load_training_set(cfg)
         check_training_set(cfg, dataset)
         if cfg.train.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError(
