@@ -16,8 +16,7 @@ from pathlib import Path
 from sparsejepa import checkpoint
 from sparsejepa.config import load_config
 from sparsejepa.probe import probe_checkpoint
-from sparsejepa.state import build
-from sparsejepa.train import load_training_set
+from sparsejepa.state import build, load_training_set
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import var_jepa
+from . import data, var_jepa
 from .config import Config
 from .runtime import resolve_device, use_bf16
 from .sparsity import w_learning_rate
@@ -54,6 +54,20 @@ def _param_groups(student: Student):
         else:
             decay.append(p)
     return decay, no_decay, w
+
+
+def load_training_set(cfg: Config) -> data.ImageDataset:
+    """The ImageDataset `cfg.data` names (path, download, subset sizes; subsets drawn with
+    `train.seed`)."""
+    d = cfg.data
+    return data.load_dataset(
+        d.dataset,
+        path=d.path,
+        download=d.download,
+        seed=cfg.train.seed,
+        n_train=d.n_train,
+        n_test=d.n_test,
+    )
 
 
 def build(cfg: Config, dataset, device: torch.device | None = None) -> TrainState:

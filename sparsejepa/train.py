@@ -22,13 +22,13 @@ from tqdm import tqdm
 
 import theory
 
-from . import augment, checkpoint, data, metrics, run_folder, var_jepa
+from . import augment, checkpoint, metrics, run_folder, var_jepa
 from .config import Config, ConfigError, check_training_set, to_dict
 from .masks import sample_masks
 from .runtime import NonFiniteLoss, seeded_generator
 from .schedules import cosine_lr, cosine_wd, ema_momentum
 from .sparsity import head_encoder_grad, prox_group_lasso
-from .state import TrainState, build
+from .state import TrainState, build, load_training_set
 from .vit import gather_tokens
 
 
@@ -238,20 +238,6 @@ def _fixed_batch(state: TrainState, n: int = 512) -> torch.Tensor:
     g = torch.Generator().manual_seed(state.cfg.train.seed)
     idx = torch.randperm(len(state.x_train), generator=g)[:n].to(state.x_train.device)
     return augment.normalize(state.x_train[idx], state.mean, state.std)
-
-
-def load_training_set(cfg: Config) -> data.ImageDataset:
-    """The ImageDataset `cfg.data` names (path, download, subset sizes; subsets drawn with
-    `train.seed`)."""
-    d = cfg.data
-    return data.load_dataset(
-        d.dataset,
-        path=d.path,
-        download=d.download,
-        seed=cfg.train.seed,
-        n_train=d.n_train,
-        n_test=d.n_test,
-    )
 
 
 def _init_distributed() -> None:
