@@ -1,21 +1,24 @@
 """EC-IJEPA against I-JEPA at one short equal budget (issue 22): classification, sample efficiency,
 robustness to the context window's size.
 
-    python experiments/ec_ijepa.py [--only NAME ...] [--threads 2] [--table]
+    python experiments/ec_ijepa.py [--epochs 3] [--only NAME ...] [--threads 2] [--table]
 
-Every run is `cifar100_cpu` shortened to EPOCHS epochs (the whole schedule: warm-up, cosine, EMA),
+Every run is `cifar100_cpu` shortened to --epochs epochs (the whole schedule: warm-up, cosine, EMA),
 JEPA (`ijepa_*`) or `model.conditioning=ec` (`ec_*`), nothing else changed:
-- `*_s0`, `*_s1`: the default context scale (0.85, 1.0), seeds 0 and 1. Seed 0 is stopped at 1/4,
-  1/2 and 3/4 of its steps (exact resume: the same run as an uninterrupted one) and probed there
-  with the converged probe on a fixed 10k / 10k subset, fine labels (sample efficiency). Both
+- `*_s0`, `*_s1`: the default context scale (0.85, 1.0), seeds 0 and 1. Seed 0 is probed at its
+  initialisation (the floor: the weights `state.build` gives the run, saved to NAME/init) and
+  stopped at 1/4, 1/2 and 3/4 of its steps (exact resume: the same run as an uninterrupted one)
+  and probed there with the converged probe on a fixed 10k / 10k subset, fine labels (sample
+  efficiency). Both
   seeds end with the full probe (50k / 10k, fine and coarse, kNN) and the shapes transfer probe.
 - `*_ctx0.6`, `*_ctx0.4`: context scale (0.6, 0.8) and (0.4, 0.6), seed 0, probed at the end on
   the 10k / 10k subset (fine); with the `*_s0` runs' last subset probe they give accuracy against
   context scale.
-One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl (a stage already there
-is not run again: a stopped call resumes after its last probed stage); `--table` writes
-ec_ijepa.md from it (`sparsejepa.figures.ec`, which notebook 11 plots). Runs live in
-runs/ec_ijepa/NAME (SPARSEJEPA_CIFAR100 must point at the data).
+One JSON line per probe point goes to experiments/results/ec_ijepa.jsonl at 3 epochs, or
+ec_ijepa_{E}ep.jsonl at E (a stage already there is not run again: a stopped call resumes after
+its last probed stage); `--table` writes the .md beside it (`sparsejepa.figures.ec`, which
+notebook 11 plots). Runs live in runs/ec_ijepa/NAME, or runs/ec_ijepa_{E}ep/NAME
+(SPARSEJEPA_CIFAR100 must point at the data).
 """
 
 import argparse
@@ -30,12 +33,10 @@ from sparsejepa import checkpoint, data
 from sparsejepa.config import load_config
 from sparsejepa.figures import ec
 from sparsejepa.probe import run_probes
+from sparsejepa.state import build, load_training_set
 from sparsejepa.train import train
 
-EPOCHS = 3
 SUBSET = 10_000
-RESULTS = ec.RESULTS.with_suffix("")
-RUNS = Path("runs/ec_ijepa")
 
 
 def variants() -> dict[str, list[str]]:
@@ -72,49 +73,56 @@ def probe(run_dir: Path, *, full: bool) -> dict:
     return out
 
 
-def run(name: str, overrides: list[str]) -> None:
-    cfg = load_config("cifar100_cpu", [*overrides, f"train.epochs={EPOCHS}", f"name={name}"])
-    run_dir = RUNS / name
-    total = round(EPOCHS * (50_000 // cfg.train.batch_size))
-    stops = [total * k // 4 for k in (1, 2, 3)] if name.endswith("_s0") else []
-    measured = ec.load_rows() if ec.RESULTS.is_file() else {}
+def run(name: str, overrides: list[str], epochs: int) -> None:
+    cfg = load_config("cifar100_cpu", [*overrides, f"train.epochs={epochs}", f"name={name}"])
+    results = ec.results_path(epochs)
+    run_dir = Path("runs") / results.stem / name
+    total = round(epochs * (50_000 // cfg.train.batch_size))
+    stops = [total * k // 4 for k in (0, 1, 2, 3)] if name.endswith("_s0") else []
+    measured = ec.load_rows(results) if results.is_file() else {}
     done = {step: r for (run, step), r in measured.items() if run == name}
     train_s = max((r["train_s_so_far"] for r in done.values()), default=0.0)
     for i, stop in enumerate([*stops, total]):
         if stop in done:  # this stage was trained and probed by an earlier call: resume after it
             continue
+        if stop == 0:  # the curve starts at the initialisation: probed from its own folder
+            probed = run_dir / "init"
+            probed.mkdir(parents=True, exist_ok=True)
+            checkpoint.save(probed / "ckpt.pt", build(cfg, load_training_set(cfg)))
+        else:
+            probed, tic = run_dir, time.perf_counter()
+            train(cfg, run_dir, resume=bool(done) or i > 0, stop_at=stop, progress=False)
+            train_s += time.perf_counter() - tic
         tic = time.perf_counter()
-        train(cfg, run_dir, resume=bool(done) or i > 0, stop_at=stop, progress=False)
-        train_s += time.perf_counter() - tic
-        tic = time.perf_counter()
-        points = {} if name.endswith("_s1") else probe(run_dir, full=False)
+        points = {} if name.endswith("_s1") else probe(probed, full=False)
         if stop == total and name[-3:] in ("_s0", "_s1"):
             points |= {f"full:{k}": v for k, v in probe(run_dir, full=True).items()}
-        logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        log = run_dir / "metrics.jsonl"
+        logs = [json.loads(line) for line in log.read_text().splitlines()] if stop else []
         rankme = [r["rankme"] for r in logs if "rankme" in r]
         row = {
             "run": name,
             "overrides": overrides,
-            "epochs": EPOCHS,
+            "epochs": epochs,
             "step": stop,
             "total_steps": total,
             "images_seen": stop * cfg.train.batch_size,
             "probes": points,
             "rankme": rankme[-1] if rankme else None,
-            "train_s_so_far": round(train_s),
+            "train_s_so_far": round(train_s) if stop else 0,
             "probe_s": round(time.perf_counter() - tic),
             "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d %H:%M"),
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.with_suffix(".jsonl").open("a") as f:
+        with results.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=ec.SHORT_EPOCHS, help="training budget")
     p.add_argument("--only", nargs="+", help="run these variants (default: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--table", action="store_true", help="only write the table from the JSONL")
@@ -126,8 +134,9 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown variants {unknown}; known: {sorted(todo)}")
         for name in args.only or todo:
-            run(name, todo[name])
-    RESULTS.with_suffix(".md").write_text(ec.table(ec.load_rows()) + "\n")
+            run(name, todo[name], args.epochs)
+    results = ec.results_path(args.epochs)
+    results.with_suffix(".md").write_text(ec.table(ec.load_rows(results)) + "\n")
 
 
 if __name__ == "__main__":

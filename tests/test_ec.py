@@ -2,6 +2,7 @@
 of it, the probe needs no conditioning, and with conditioning off training is unchanged."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -150,3 +151,26 @@ def test_ec_results_table_and_figure_from_probe_rows(tmp_path):
     assert len(ec.plot(loaded).axes) == 3
     with pytest.raises(FileNotFoundError, match="ec_ijepa.py"):
         ec.load_rows(tmp_path / "missing.jsonl")
+    assert ec.results_path() == ec.RESULTS
+    assert ec.results_path(9) == ec.RESULTS.with_name("ec_ijepa_9ep.jsonl")
+
+
+def test_release_table_compares_ec_with_jepa_at_the_same_budget():
+    def fake(method, epochs, fine, seed=0):
+        cfg = tiny_config(sparsity={"enabled": False})
+        cfg.train.epochs, cfg.train.seed = epochs, seed
+        task = {"best_by_val": {"top1": fine}, "knn": {"top1": fine / 3}}
+        return SimpleNamespace(
+            method=method, config=cfg, probes={"cifar100": {"tasks": {"fine": task}}}
+        )
+
+    rs = [fake("JEPA", 32, 42.0), fake("JEPA", 32, 43.0, 1), fake("JEPA", 9, 35.0),
+          fake("EC-IJEPA", 32, 41.0), fake("SparseJEPA", 32, 40.0)]  # fmt: skip
+    assert [(r.method, r.config.train.epochs) for r in ec.equal_budget_releases(rs)] == [
+        ("JEPA", 32), ("JEPA", 32), ("EC-IJEPA", 32)]  # fmt: skip
+    lines = ec.release_table(rs).splitlines()
+    assert lines[0].split() == ["method", "cifar100/fine", "cifar100/fine", "kNN"]
+    assert lines[2].split() == "JEPA 32 ep 42.5 +- 0.7 (n=2) 14.2 +- 0.2 (n=2)".split()
+    assert lines[3].split()[:5] == ["EC-IJEPA", "32", "ep", "41.0", "(n=1)"]
+    # no EC-IJEPA release: nothing to compare
+    assert ec.release_table(rs[:3]).splitlines()[2:] == []

@@ -13,7 +13,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ..release import Release
+from .probes import probe_values
+from .runs import epochs_of, format_table, mean_sd_cell
+
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "ec_ijepa.jsonl"
+SHORT_EPOCHS = 3  # the budget of RESULTS; other budgets have their own file (results_path)
 METHODS = {"ijepa": "I-JEPA", "ec": "EC-IJEPA"}
 CONTEXT_SCALES = {"_s0": (0.85, 1.0), "_ctx0.6": (0.6, 0.8), "_ctx0.4": (0.4, 0.6)}
 PAPER_CLAIMS = {  # EC-IJEPA (arXiv 2410.10773), qualitative: its numbers were not recovered
@@ -23,11 +28,19 @@ PAPER_CLAIMS = {  # EC-IJEPA (arXiv 2410.10773), qualitative: its numbers were n
 }
 
 
+def results_path(epochs: int = SHORT_EPOCHS) -> Path:
+    """The results file of `experiments/ec_ijepa.py --epochs E`: RESULTS at the short budget,
+    ec_ijepa_{E}ep.jsonl beside it otherwise."""
+    return RESULTS if epochs == SHORT_EPOCHS else RESULTS.with_name(f"ec_ijepa_{epochs}ep.jsonl")
+
+
 def load_rows(path: str | Path = RESULTS) -> dict[tuple[str, int], dict]:
     """{(run, step): the latest row for it} of a results JSONL file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run `python experiments/ec_ijepa.py` first")
+        raise FileNotFoundError(
+            f"{path} not found; run `python experiments/ec_ijepa.py [--epochs E]` first"
+        )
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {(r["run"], r["step"]): r for r in rows}
 
@@ -69,6 +82,32 @@ def context_curve(rows: dict) -> dict[str, list[tuple[float, float]]]:
                 point = (sum(scale) / 2, r["probes"]["cifar100/fine"]["best_by_val"])
                 out.setdefault(method, []).append(point)
     return out
+
+
+def equal_budget_releases(rs: list[Release]) -> list[Release]:
+    """The EC-IJEPA releases and the JEPA releases of the same training length."""
+    budgets = {epochs_of(r) for r in rs if r.method == "EC-IJEPA"}
+    return [r for r in rs if r.method in ("JEPA", "EC-IJEPA") and epochs_of(r) in budgets]
+
+
+def release_table(rs: list[Release]) -> str:
+    """Top-1 % of `equal_budget_releases` (the `reproduce` probes: `best_by_val`, and kNN on
+    CIFAR-100), mean +- sd over seeds, one row per method and budget."""
+    chosen = equal_budget_releases(rs)
+    values, knn = probe_values(chosen), probe_values(chosen, "knn")
+    columns = sorted({c for cells in values.values() for c in cells})
+    knn_columns = [c for c in columns if c[0] == "cifar100"]
+    header = [
+        "method",
+        *("/".join(c) for c in columns),
+        *(f"{'/'.join(c)} kNN" for c in knn_columns),
+    ]
+    rows = [
+        [group, *(mean_sd_cell(values[group][c]) for c in columns),
+         *(mean_sd_cell(knn[group][c]) for c in knn_columns)]
+        for group in values
+    ]  # fmt: skip
+    return format_table(header, rows)
 
 
 def _mean_sd(values: list[float]) -> str:
