@@ -1,4 +1,4 @@
-"""EC-IJEPA against I-JEPA at one short equal budget (issue 22): classification, sample efficiency,
+"""EC-IJEPA against I-JEPA at a short equal budget (issue 22): classification, sample efficiency,
 robustness to the context window's size.
 
     python experiments/ec_ijepa.py [--epochs 3] [--only NAME ...] [--threads 2] [--table]
@@ -9,8 +9,8 @@ JEPA (`ijepa_*`) or `model.conditioning=ec` (`ec_*`), nothing else changed:
   initialisation (the floor: the weights `state.build` gives the run, saved to NAME/init) and
   stopped at 1/4, 1/2 and 3/4 of its steps (exact resume: the same run as an uninterrupted one)
   and probed there with the converged probe on a fixed 10k / 10k subset, fine labels (sample
-  efficiency). Both
-  seeds end with the full probe (50k / 10k, fine and coarse, kNN) and the shapes transfer probe.
+  efficiency). Both seeds end with the full probe (50k / 10k, fine and coarse, kNN) and the
+  shapes transfer probe.
 - `*_ctx0.6`, `*_ctx0.4`: context scale (0.6, 0.8) and (0.4, 0.6), seed 0, probed at the end on
   the 10k / 10k subset (fine); with the `*_s0` runs' last subset probe they give accuracy against
   context scale.
