@@ -6,8 +6,8 @@
 Each returns the frozen target encoder (eval mode, float32) with the release's `transform`
 (uint8 HWC or float CHW images -> normalised (N, 3, S, S)), `mean`, `std`, `img_size` and the full
 `release` (config, probe results, group matrix, history) attached. A release name that is not a
-Python identifier is reachable with dots as underscores (`sparsejepa_lam0_3_s0`) or through
-`release("sparsejepa_lam0.3_s0")`. `sparsejepa.load(name)` gives the same without torch.hub.
+Python identifier is reachable with dots as underscores (a release `x_lam0.3_s0` as `x_lam0_3_s0`)
+or through `release("x_lam0.3_s0")`. `sparsejepa.load(name)` gives the same without torch.hub.
 """
 
 dependencies = ["torch", "numpy", "safetensors", "yaml"]
