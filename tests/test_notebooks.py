@@ -37,6 +37,7 @@ runs:
   sparsejepa_s1: [sparsity.enabled=true, train.seed=1]
   sparsejepa_lam10_s0: [sparsity.enabled=true, sparsity.lam=10.0, train.seed=0]
   varjepa_s0: [method=var_jepa, train.seed=0]
+  ecijepa_s0: [sparsity.enabled=false, model.conditioning=ec, train.seed=0]
 """
 OURS = ("01_", "02_", "03_", "04_", "05_", "06_", "07_")  # this package's claims; others run apart
 OTHERS = [p for p in figures.notebook_paths() if not p.name.startswith(OURS)]
@@ -58,7 +59,7 @@ def released(tmp_path_factory):
 
 def test_reproduce_trains_probes_and_exports_every_run(released):
     spec, runs, out, entries = released
-    assert release.releases(out) == sorted(entries) and len(entries) == 6
+    assert release.releases(out) == sorted(entries) and len(entries) == 7
     for name, entry in entries.items():
         assert set(entry["probes"]) == {"shapes"}  # CLEVR is optional and absent here
         assert set(entry["probes"]["shapes"]["tasks"]) == {"shape", "count", "dist"}

@@ -111,8 +111,8 @@ def release_table(rs: list[Release]) -> str:
 
 
 def _mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):.2f} +- {sd:.2f} (n={len(values)})"
+    spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{spread} (n={len(values)})"
 
 
 def table(rows: dict) -> str:

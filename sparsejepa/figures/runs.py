@@ -12,7 +12,13 @@ import numpy as np
 from ..config import SparsityConfig
 from ..release import Release, load, releases
 
-METHOD_COLOURS = {"JEPA": "tab:blue", "SparseJEPA": "tab:orange", "Var-JEPA": "tab:green"}
+METHOD_COLOURS = {
+    "JEPA": "tab:blue",
+    "SparseJEPA": "tab:orange",
+    "Var-JEPA": "tab:green",
+    "EC-IJEPA": "tab:purple",
+    "EC-SparseJEPA": "tab:brown",
+}
 
 
 def load_releases(directory: str | Path | None = None) -> list[Release]:
