@@ -110,11 +110,6 @@ def release_table(rs: list[Release]) -> str:
     return format_table(header, rows)
 
 
-def _mean_sd(values: list[float]) -> str:
-    spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.2f}{spread} (n={len(values)})"
-
-
 def table(rows: dict) -> str:
     """The three measurements as markdown."""
     final = _final(rows)
@@ -134,8 +129,8 @@ def table(rows: dict) -> str:
         )
     for method, cells in classification(rows).items():
         out.append(
-            f"| **{METHODS[method]} mean** | {_mean_sd(cells['fine'])} | "
-            f"{_mean_sd(cells['coarse'])} | | | |"
+            f"| **{METHODS[method]} mean** | {mean_sd_cell(cells['fine'], 2)} | "
+            f"{mean_sd_cell(cells['coarse'], 2)} | | | |"
         )
     out += ["", "Sample efficiency (seed 0; fine, converged probe on a 10k / 10k subset)", ""]
     curves = efficiency(rows)

@@ -135,13 +135,13 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), sd
 
 
-def mean_sd_cell(values: list[float]) -> str:
+def mean_sd_cell(values: list[float], digits: int = 1) -> str:
     """A table cell of values over seeds: "mean +- sd (n=...)" ("-" for none)."""
     if not values:
         return "-"
     mean, sd = _mean_sd(values)
-    spread = f" +- {sd:.1f}" if len(values) > 1 else ""
-    return f"{mean:.1f}{spread} (n={len(values)})"
+    spread = f" +- {sd:.{digits}f}" if len(values) > 1 else ""
+    return f"{mean:.{digits}f}{spread} (n={len(values)})"
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
