@@ -27,6 +27,9 @@ RUNS=(
   "simulation_pred64_e100|simulation|var_t_jepa|$BIG_PREDICTOR $ONE_HEAD_EVAL"
   "adult|adult|t_jepa var_t_jepa|"
   "mnist|mnist|t_jepa var_t_jepa|"
+  # the real tables with the simulation's learning predictor, 20x longer than their presets
+  "adult_pred64_e20|adult|t_jepa var_t_jepa|model.pred_depth=2 model.pred_width=64 train.epochs=20"
+  "mnist_pred64_e40|mnist|t_jepa var_t_jepa|model.pred_depth=2 model.pred_width=64 train.epochs=40"
 )
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }

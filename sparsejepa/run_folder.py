@@ -5,6 +5,7 @@ from."""
 import contextlib
 import fcntl
 import json
+import math
 import os
 import shutil
 import sys
@@ -26,6 +27,14 @@ RUN_FILES = (
     "probe*.json",
     "features_*.pt",
 )
+
+
+def log_row(log, row: dict) -> None:
+    """Append one metrics row to the open metrics.jsonl `log` and flush it; NaN becomes null (strict
+    JSON readers reject NaN)."""
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+    log.write(json.dumps(clean) + "\n")
+    log.flush()
 
 
 @contextlib.contextmanager

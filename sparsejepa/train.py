@@ -7,7 +7,6 @@ seeded by (seed, step, rank), so a resumed run replays exactly the batches of an
 
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -366,16 +365,7 @@ def _loop(state: TrainState, out: Path, ckpt_path: Path, good, stop_at, progress
                 tic = time.perf_counter()
                 bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
                 if log:
-                    log.write(
-                        json.dumps(
-                            {
-                                k: (None if isinstance(v, float) and math.isnan(v) else v)
-                                for k, v in m.items()
-                            }
-                        )
-                        + "\n"
-                    )
-                    log.flush()
+                    run_folder.log_row(log, m)
             if step % cfg.train.ckpt_every == 0 or step == end:
                 checked({})  # on every rank: under DDP it is a collective
                 if is_main:

@@ -28,6 +28,7 @@ from ..checkpoint import (
 from ..config import ConfigError
 from ..data import DatasetError
 from ..metrics import rankme
+from ..run_folder import log_row
 from ..runtime import NonFiniteLoss, resolve_device, seeded_generator
 from ..schedules import cosine_lr, cosine_wd, ema_momentum
 from ..train import ema_update
@@ -303,16 +304,7 @@ def train(
                 m.update(
                     step=step, epoch=step / state.steps_per_epoch, seconds=time.perf_counter() - tic
                 )
-                metrics_file.write(
-                    json.dumps(
-                        {
-                            k: (None if isinstance(v, float) and math.isnan(v) else v)
-                            for k, v in m.items()
-                        }
-                    )
-                    + "\n"
-                )
-                metrics_file.flush()
+                log_row(metrics_file, m)
                 if log:
                     log(
                         f"[{cfg.name}] step {step}/{end} loss {m['loss']:.4f} "
