@@ -27,6 +27,7 @@ METHODS = (
     "gaussian",
     "copula",
     "ksg",
+    "ksg_extrapolated",
     "kl",
     "kl_copula",
     "knn_corrected",
@@ -65,7 +66,7 @@ def _estimate(
         return copula(X, blocks)
     if method == "binned":
         return binned(X, blocks)
-    if method in ("ksg", "kl", "kl_copula") and X.shape[1] > KNN_WARN_DIM:
+    if method in ("ksg", "ksg_extrapolated", "kl", "kl_copula") and X.shape[1] > KNN_WARN_DIM:
         warnings.warn(
             f"{method} on d = {X.shape[1]} columns: plain kNN estimates collapse above "
             f"d = {KNN_WARN_DIM} (at N = 5000, d = 16: ksg -35%, kl_copula -100%); use "
@@ -75,6 +76,8 @@ def _estimate(
         )
     if method == "ksg":
         return knn.ksg(X, blocks, k, rng, rank=True if rank is None else rank)
+    if method == "ksg_extrapolated":
+        return knn.ksg_extrapolated(X, blocks, k, rng, rank=True if rank is None else rank)
     if method in ("kl", "kl_copula"):
         return knn.kl(X, blocks, k, rng, rank=method == "kl_copula" or bool(rank))
     if method == "knn_corrected":

@@ -116,14 +116,15 @@ def test_brute_force_knn_matches_kdtree(data):
         "near-ties": lambda: rng.integers(0, 3, (700, 12)) + 1e-9 * rng.standard_normal((700, 12)),
         "cauchy": lambda: rng.standard_cauchy((700, 12)),
     }[data]()
-    eps = cKDTree(Y).query(Y, k=4, p=np.inf)[0][:, 3]
+    nearest = cKDTree(Y).query(Y, k=4, p=np.inf)[0][:, 1:]
+    eps = nearest[:, -1]
     block = Y[:, :11]  # marginal counts in a sub-block: the k-th neighbour may sit exactly at eps
     counts = (
         cKDTree(block).query_ball_point(block, np.nextafter(eps, 0), p=np.inf, return_length=True)
         - 1
     )
     for tile in (256, 300):  # 700 rows: 3 tiles, the last one partial
-        np.testing.assert_array_equal(knn._knn_brute_distance(Y, 3, tile), eps)
+        np.testing.assert_array_equal(knn._knn_brute_distances(Y, 3, tile), nearest)
         np.testing.assert_array_equal(knn._count_within_brute(block, eps, tile), counts)
     assert counts.min() < counts.max()  # the check is not trivial
 
