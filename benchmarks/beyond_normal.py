@@ -113,19 +113,26 @@ def relative_error(row: dict, name: str) -> float:
 
 def table(result: dict, command: str, commit: str | None = None) -> str:
     rows, methods = result["rows"], result["methods"]
-    short = {"knn_corrected": "kc", "copula": "cop", "ksg": "ksg", "binned": "bin"}
+    short = {
+        "knn_corrected": "kc",
+        "copula": "cop",
+        "ksg": "ksg",
+        "ksg_extrapolated": "kx",
+        "binned": "bin",
+    }
+    measured = result.get("measured") or measurement()
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
-        f"({os.cpu_count()} CPUs shared with other jobs, load average "
-        f"{os.getloadavg()[0]:.1f} at the end; seconds are wall time under that load), commit "
-        f"{commit or _commit()}, with",
+        f"Measured {measured['start']} to {measured['end']} on {measured['node']} "
+        f"({measured['cpus']} CPUs shared with other jobs, load average "
+        f"{measured['load']:.1f} at the end; seconds are wall time under that load), commit "
+        f"{commit or measured.get('commit') or _commit()}, with",
         "",
         f"    {command}",
         "",
         f"N = {result['n']}, seeds {', '.join(map(str, result['seeds']))}; entry = mean estimate "
         "over the seeds in nats (relative error of the mean); auto also names its choices "
-        "(cop = copula, kc = knn_corrected, ksg). bmi_ksg: bmi's KSGEnsembleFirstEstimator "
-        "(k = 10); bmi_cca: its CCA estimator (Gaussian).",
+        "(cop = copula, kc = knn_corrected, kx = ksg_extrapolated, ksg). bmi_ksg: bmi's "
+        "KSGEnsembleFirstEstimator (k = 10); bmi_cca: its CCA estimator (Gaussian).",
         "",
         "| task | d | truth | " + " | ".join(methods) + " |",
         "|---|---|---|" + "---|" * len(methods),
@@ -179,6 +186,19 @@ def table(result: dict, command: str, commit: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def measurement(start: str | None = None) -> dict:
+    """When, where and at which commit a run was measured (stored with --json)."""
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return {
+        "start": start or now,
+        "end": now,
+        "node": platform.node(),
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0],
+        "commit": _commit(),
+    }
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -223,8 +243,10 @@ def main() -> None:
         result = json.loads(Path(args.from_json).read_text())
         command = result.get("command", command)
     else:
+        start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         result = run(args)
         result["command"] = command.strip()
+        result["measured"] = measurement(start)
     if args.json and not args.from_json:
         Path(args.json).write_text(json.dumps(result))
     text = table(result, command.strip(), args.commit)

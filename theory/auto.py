@@ -203,7 +203,8 @@ def _largest(
     return (
         candidates[method],
         method,
-        f"{rejected}: the fit's kNN bias does not transfer, and the copula and kNN estimates all "
-        f"err low on such data (curved or non-monotone dependence){dropped}; the largest of "
-        f"{listed}: value = {method}",
+        f"{rejected}: the fit's kNN bias does not transfer, and the copula and plain kNN "
+        "estimates err low on such data (curved or non-monotone dependence; ksg_extrapolated "
+        f"removes the kNN part to second order){dropped}; the largest of {listed}: "
+        f"value = {method}",
     )
