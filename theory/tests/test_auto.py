@@ -318,27 +318,20 @@ def test_screen_keeps_the_gaussian_copula_and_rejects_what_it_should():
         assert screen.rejected and screen.z_sum > 10, screen
 
 
-def test_auto_on_gaussian_copula_data_costs_about_one_copula():
-    # the screen, not five kNN statistics, decides: auto's value is copula's, and auto takes no
-    # more than 3x copula's time (median of 3, d = 64; under load on shared cores the ratio,
-    # not the seconds, is what is asserted)
-    import time
-
+def test_auto_on_gaussian_copula_data_runs_no_knn(monkeypatch):
+    # the screen, not five kNN statistics, decides: auto's value is copula's and no kNN estimate
+    # runs (what auto costs against the copula is timed in benchmarks/estimators.py,
+    # embedding_speed: 1.6x at N = 10^4, d = 192)
     task = TransformedTask(GaussianTask(random_correlation(64, np.random.default_rng(1), 3.0)))
     X = task.sample(4000, np.random.default_rng(0))
 
-    def median_seconds(method):
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            est = theory.multiinformation(X, method=method, seed=0)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times)), est
+    def no_knn(*args, **kwargs):
+        raise AssertionError("auto ran a kNN estimate on Gaussian-copula data")
 
-    auto_s, auto = median_seconds("auto")
-    copula_s, copula = median_seconds("copula")
+    monkeypatch.setattr(corrected, "knn_corrected", no_knn)
+    auto = theory.multiinformation(X, seed=0)
+    copula = theory.multiinformation(X, method="copula")
     assert auto.method == "copula" and "moment screen" in auto.reason and auto == copula
-    assert auto_s < 3 * copula_s + 0.05, (auto_s, copula_s)
 
 
 def test_small_sample_auto_is_an_error_or_close_with_an_interval():
