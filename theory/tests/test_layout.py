@@ -2,6 +2,8 @@
 modules earlier in LAYERS."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,14 @@ def theory_imports(name: str) -> set[str]:
 def test_imports_only_earlier_layers(name):
     earlier = set(LAYERS[: LAYERS.index(name)])
     assert theory_imports(name) <= earlier, (name, theory_imports(name) - earlier)
+
+
+def test_import_theory_loads_neither_torch_nor_matplotlib():
+    # a fresh interpreter: this test process may have imported them already
+    code = (
+        "import sys, theory, theory.cli; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent
+    )
+    assert out.stdout.strip() == "[]", out.stdout
