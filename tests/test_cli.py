@@ -46,18 +46,8 @@ def test_train_then_probe(tmp_path, tiny_yaml, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(probe, "run_probes", _fake_probes(calls))
     out = tmp_path / "run"
-    main(
-        [
-            "train",
-            "--config",
-            str(tiny_yaml),
-            "--set",
-            "optim.lr=5e-4",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
+    train = ["train", "--config", str(tiny_yaml), "--set", "optim.lr=5e-4", "--out", str(out)]
+    main([*train, "--quiet"])
     assert (out / "ckpt.pt").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["optim"]["lr"] == 5e-4
@@ -67,18 +57,7 @@ def test_train_then_probe(tmp_path, tiny_yaml, capsys, monkeypatch):
     assert set(results["tasks"]) == {"shape", "count", "dist"}
     assert calls == [{"dataset": "shapes", "seed": 0, "cache": out / "features_shapes.pt"}]
     # Training again in the same folder resumes (nothing left to do) instead of restarting.
-    main(
-        [
-            "train",
-            "--config",
-            str(tiny_yaml),
-            "--set",
-            "optim.lr=5e-4",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
+    main([*train, "--quiet"])
     assert (out / "metrics.jsonl").read_text().count("\n") == 2
     # ... and other settings in the same folder are an error, not a silent mix of two runs
     with pytest.raises(SystemExit, match=r"optim.lr: 0.0005 -> 0.001.*--fresh"):
