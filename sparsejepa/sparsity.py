@@ -12,10 +12,11 @@ standardize() centres and scales each channel over the tokens of the batch (stat
 the graph). Layer norm alone removes the scale of a token but not collapse across tokens: with
 gradients flowing into the encoder, a constant h would make recon and KL trivially zero. After
 standardisation every channel has unit variance, so the head can only lower its loss through the
-structure (grouping) of h, not by the encoder discarding information. The presets' head
+structure (grouping) of h, not by the encoder discarding information. The `fixed` head
 (`standardize_target=False`) reconstructs layer_norm(h) as REFERENCE describes, leaving the
 scaled head gradient and the zero-initialised generators to hold off that collapse; it still
-lowers the features' rank (docs/results.md, "SparseJEPA: what the head does").
+lowers the features' rank (docs/results.md, "SparseJEPA: what the head does"), unless the target
+is the EMA encoder's tokens (`recon_target="ema"`, the presets' head), which keeps JEPA's rank.
 The group lasso lambda * sum_{g,j} ||w_j^(g)||_2 on the columns of W is applied by
 `prox_group_lasso` (threshold w_lr * lam) after each plain-SGD step on W (`w_learning_rate`).
 """

@@ -143,14 +143,15 @@ def test_groups_tell_the_heads_readings_apart():
         return SimpleNamespace(method="SparseJEPA" if config.sparsity.enabled else "JEPA",
                                config=config)  # fmt: skip
 
-    on = "sparsity.enabled=true"
+    on = ["sparsity.enabled=true", "sparsity.recon_target=self"]  # the `fixed` head
     old = ["sparsity.standardize_target=true", "sparsity.lam_per=element",
            "sparsity.zero_init_generator=false"]  # fmt: skip
     assert figures.group_of(run()) == "JEPA 32 ep"
-    assert figures.group_of(run(on)) == "SparseJEPA lam=1 32 ep"
-    assert figures.group_of(run(on, "sparsity.pool=true")) == "SparseJEPA lam=1 pooled 32 ep"
-    assert figures.group_of(run(on, "train.epochs=18", *old)) == "SparseJEPA lam=1 old head 18 ep"
-    assert (figures.group_of(run(on, old[0], "sparsity.latent_dim=64"))
+    assert figures.group_of(run(on[0])) == "SparseJEPA lam=1 EMA target 32 ep"  # the presets'
+    assert figures.group_of(run(*on)) == "SparseJEPA lam=1 32 ep"
+    assert figures.group_of(run(*on, "sparsity.pool=true")) == "SparseJEPA lam=1 pooled 32 ep"
+    assert figures.group_of(run(*on, "train.epochs=18", *old)) == "SparseJEPA lam=1 old head 18 ep"
+    assert (figures.group_of(run(*on, old[0], "sparsity.latent_dim=64"))
             == "SparseJEPA lam=1 std target K=64 32 ep")  # fmt: skip
 
 

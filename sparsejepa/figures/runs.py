@@ -47,9 +47,10 @@ def epochs_of(r: Release) -> float:
 
 
 def head_of(r: Release) -> str:
-    """How a SparseJEPA run's head departs from the presets' (the audit's `fixed` reading,
-    docs/results.md "SparseJEPA: what the head does"): 'old head' for the head before 2026-12-05,
-    else each departure ('pooled', 'K=64', ...); '' for the presets' head and for JEPA."""
+    """How a SparseJEPA run's head departs from the audit's `fixed` reading on its own tokens
+    (docs/results.md "SparseJEPA: what the head does"): 'old head' for the head before 2026-12-05,
+    else each departure ('pooled', 'K=64', 'EMA target': the presets' head, ...); '' for that
+    head and for JEPA."""
     s, default = r.config.sparsity, SparsityConfig()
     if not s.enabled:
         return ""
