@@ -24,8 +24,9 @@
 #
 # Inputs: `runs/tabular/<name>/results.json`, written by `experiments/tabular_var_jepa.sh`
 # (`sparsejepa tabular compare` per table; `sparsejepa/tabular/README.md` has the commands, the
-# budgets and the reading). Without them (a fresh checkout) the notebook runs a smoke comparison
-# of tiny models and tags its outputs `_quick`.
+# budgets and the reading); `adult_pred64_e20` and `mnist_pred64_e40` are the same tables with the
+# simulation study's learning predictor (2 x 64) trained 20x longer. Without them (a fresh
+# checkout) the notebook runs a smoke comparison of tiny models and tags its outputs `_quick`.
 
 # %%
 from IPython.display import Image, Markdown, display
@@ -33,7 +34,16 @@ from IPython.display import Image, Markdown, display
 from sparsejepa.output import save_table
 from sparsejepa.tabular import figures
 
-TABLES = ["adult", "mnist", "wine", "breast_cancer", "digits", "simulation"]
+TABLES = [
+    "adult",
+    "adult_pred64_e20",
+    "mnist",
+    "mnist_pred64_e40",
+    "wine",
+    "breast_cancer",
+    "digits",
+    "simulation",
+]
 results, tag = figures.load_or_quick(TABLES)
 print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 
