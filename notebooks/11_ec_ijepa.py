@@ -22,10 +22,10 @@
 # window's size and (3) better sample efficiency than I-JEPA. Ours: `model.conditioning=ec` (one
 # token per window: a learned token + the mean sin-cos position of its patches), measured by
 # `experiments/ec_ijepa.py` at short equal budgets (3 and 9 epochs: all three measurements; the
-# classification panel at 9 epochs is one seed) with the converged probe, and by the released encoders at the full CPU-hour
-# preset (classification, 2 seeds each); the probe never conditions (the target encoder sees the
-# whole image). Read every number against the initialisation, the first point of each
-# sample-efficiency curve: at 3 epochs the probe is still near it.
+# classification panel at 9 epochs is one seed) with the converged probe, and by the released
+# encoders at the full CPU-hour preset (classification, 2 seeds each); the probe never conditions
+# (the target encoder sees the whole image). Read every number against the initialisation, the
+# first point of each sample-efficiency curve: at 3 epochs the probe is still near it.
 
 # %%
 from IPython.display import Image
