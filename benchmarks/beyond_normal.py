@@ -186,9 +186,13 @@ def table(result: dict, command: str, commit: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def measurement(start: str | None = None) -> dict:
     """When, where and at which commit a run was measured (stored with --json)."""
-    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    now = _utc_now()
     return {
         "start": start or now,
         "end": now,
@@ -243,7 +247,7 @@ def main() -> None:
         result = json.loads(Path(args.from_json).read_text())
         command = result.get("command", command)
     else:
-        start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        start = _utc_now()
         result = run(args)
         result["command"] = command.strip()
         result["measured"] = measurement(start)

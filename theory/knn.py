@@ -248,10 +248,13 @@ def ksg(
     within eps_i in block j.
     """
     Z = prepare(X, rng, rank)
-    n, m = len(Z), len(blocks)
-    eps = kth_neighbour_distance(Z, k)
+    return _ksg_at(Z, blocks, k, kth_neighbour_distance(Z, k))
+
+
+def _ksg_at(Z: np.ndarray, blocks: list[np.ndarray], k: int, eps: np.ndarray) -> float:
+    """KSG's M on the prepared Z, given eps = each row's joint distance to its k-th neighbour."""
     marginal = sum(digamma(count_within(Z[:, b], eps) + 1) for b in blocks)
-    return float(digamma(k) + (m - 1) * digamma(n) - np.mean(marginal))
+    return float(digamma(k) + (len(blocks) - 1) * digamma(len(Z)) - np.mean(marginal))
 
 
 def ksg_extrapolated(
@@ -268,15 +271,9 @@ def ksg_extrapolated(
     if k < 2:
         return ksg(X, blocks, k, rng, rank)
     Z = prepare(X, rng, rank)
-    n, m = len(Z), len(blocks)
     radii = neighbour_distances(Z, k).T
-    values = [
-        digamma(j)
-        + (m - 1) * digamma(n)
-        - np.mean(sum(digamma(count_within(Z[:, b], eps) + 1) for b in blocks))
-        for j, eps in enumerate(radii, start=1)
-    ]
-    slope, intercept = np.polyfit(np.mean(radii**2, axis=1), values, 1)
+    values = [_ksg_at(Z, blocks, j, eps) for j, eps in enumerate(radii, start=1)]
+    _, intercept = np.polyfit(np.mean(radii**2, axis=1), values, 1)
     return float(intercept)
 
 
