@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Issue 21: the tables of sparsejepa/tabular/README.md: Var-T-JEPA vs T-JEPA vs raw features on
-# the real Adult and MNIST-5k, the simulation study and its ablations (Var-JEPA's Table 1).
+# the bundled tables, the real Adult and MNIST-5k, the simulation study and its ablations
+# (Var-JEPA's Table 1).
 # Usage, from the repository root: experiments/tabular_var_jepa.sh [JOBS [NAME ...]]
 # e.g. `experiments/tabular_var_jepa.sh 2 adult mnist` runs only those two tables.
 # Trains every (table, method, seed) as its own single-thread process at niceness NICE (default
 # 19), JOBS at a time (default 2, the shared machine's cores), then `sparsejepa tabular compare`
 # evaluates the finished checkpoints of each table into runs/tabular/<name>/results.{json,md}
-# (compare resumes finished runs: no training twice; results.json grows run by run).
+# (compare resumes finished runs: no training twice; results.json grows run by run); the tables of
+# READOUT are evaluated a second time with Var-T-JEPA read at its backbone (<name>_backbone).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 JOBS=${1:-2}
@@ -25,12 +27,18 @@ RUNS=(
   "simulation_pred64_dec4_klsx0.1_e100|simulation|var_t_jepa|$LEARNED_PREDICTOR $ONE_HEAD_EVAL"
   # only the predictor's size and the training length: both targets of the simulation study
   "simulation_pred64_e100|simulation|var_t_jepa|$BIG_PREDICTOR $ONE_HEAD_EVAL"
+  "wine|wine|t_jepa var_t_jepa|"
+  "breast_cancer|breast_cancer|t_jepa var_t_jepa|"
+  "digits|digits|t_jepa var_t_jepa|"
   "adult|adult|t_jepa var_t_jepa|"
   "mnist|mnist|t_jepa var_t_jepa|"
   # the real tables with the simulation's learning predictor, 20x longer than their presets
   "adult_pred64_e20|adult|t_jepa var_t_jepa|model.pred_depth=2 model.pred_width=64 train.epochs=20"
   "mnist_pred64_e40|mnist|t_jepa var_t_jepa|model.pred_depth=2 model.pred_width=64 train.epochs=40"
 )
+# tables whose Var-T-JEPA checkpoints are also read at the backbone tokens (eval.var_embedding),
+# copied into runs/tabular/<name>_backbone and evaluated there
+READOUT=" wine breast_cancer digits adult mnist adult_pred64_e20 mnist_pred64_e40 "
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
 cli() { nice -n "${NICE:-19}" python -m sparsejepa.cli tabular "$@"; }
@@ -54,5 +62,13 @@ for spec in "${RUNS[@]}"; do
   # shellcheck disable=SC2046,SC2086
   cli compare --quiet --config "$preset" --out "runs/tabular/$name" --methods $methods \
       --set "name=$name" $(sets "$extra") > "runs/tabular/$name.log" 2>&1 &
+  [[ "$READOUT" == *" $name "* ]] || continue
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
+  mkdir -p "runs/tabular/${name}_backbone"
+  cp -rn "runs/tabular/$name/var_t_jepa" "runs/tabular/${name}_backbone/"
+  # shellcheck disable=SC2046
+  cli compare --quiet --config "$preset" --out "runs/tabular/${name}_backbone" \
+      --methods var_t_jepa --set "name=${name}_backbone" \
+      $(sets "$extra eval.var_embedding=backbone") > "runs/tabular/${name}_backbone.log" 2>&1 &
 done
 wait

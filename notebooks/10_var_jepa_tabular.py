@@ -48,6 +48,14 @@ results, tag = figures.load_or_quick(TABLES)
 print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 
 # %% [markdown]
+# The first target, Var-T-JEPA at least T-JEPA: its gap per head in points (* = above, or within
+# one standard error), read at Var-T-JEPA's posterior means and, where a `<table>_backbone`
+# re-evaluation exists, at its backbone tokens, the readout T-JEPA's own embedding uses.
+
+# %%
+Markdown(figures.var_minus_t(figures.readout_pairs(results)))
+
+# %% [markdown]
 # The simulation study (Var-JEPA's Table 1): the full ELBO against its ablations, Var-T-JEPA's
 # posterior means; the last two columns are Spearman correlations with the exact ambiguity.
 

@@ -272,3 +272,19 @@ def test_notebook_falls_back_to_a_tagged_quick_run_without_results(tmp_path, mon
     with pytest.raises(ValueError, match="no table with Var-T-JEPA"):
         figures.plot_selective({"partial": raw_only})
     assert figures.simulation_table({"wine": results["wine"]}).startswith("(no simulation-study")
+
+
+def test_var_minus_t_gap_and_its_standard_error():
+    from sparsejepa.tabular import figures
+
+    def results(method, accs):
+        return {"runs": [{"method": method, "pool": "mean", "acc": {"mlp": a}} for a in accs]}
+
+    t = results("t_jepa", [0.80, 0.82, 0.84])  # mean 0.82, s 0.02
+    close = results("var_t_jepa", [0.80, 0.81, 0.82])  # -1.0 points, SE sqrt(4+1)/sqrt(3) = 1.3
+    far = results("var_t_jepa", [0.70, 0.70, 0.70])  # -12.0 points, SE 1.2
+    table = figures.var_minus_t({"close": (t, close), "far": (t, far)}).splitlines()
+    assert table[0] == "| table ([mean]) | mlp |"
+    assert table[2] == "| close | -1.0 ± 1.3 * |"
+    assert table[3] == "| far | -12.0 ± 1.2 |"
+    assert figures.var_minus_t({}).startswith("(no table")

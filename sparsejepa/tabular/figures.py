@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from ..output import save as save_figure
 from .config import load_config
-from .experiment import markdown, run_comparison, summarise
+from .experiment import label, markdown, run_comparison, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = [
@@ -146,6 +146,47 @@ def simulation_table(results: dict[str, dict]) -> str:
 
 def tables(results: dict[str, dict]) -> str:
     return "\n\n".join(markdown(r) for r in results.values())
+
+
+def _accuracies(results: dict, method: str, pool: str) -> dict[str, list[float]]:
+    runs = [r for r in results["runs"] if label(r) == f"{method}[{pool}]"]
+    return {head: [r["acc"][head] for r in runs] for head in (runs[0]["acc"] if runs else ())}
+
+
+def var_minus_t(pairs: dict[str, tuple[dict, dict]], pool: str = "mean") -> str:
+    """Markdown: Var-T-JEPA minus T-JEPA test accuracy (points) per head on `pool` embeddings,
+    one row per table, each given as (results holding T-JEPA, results holding Var-T-JEPA: the
+    same run, or a re-evaluation of its checkpoints with another `eval.var_embedding`). Each cell
+    is the gap of the seed means ± its standard error sqrt(s_V^2 / n_V + s_T^2 / n_T), starred
+    when gap >= -SE, issue 21's "at least T-JEPA (within one standard error or above)"."""
+    lines, heads = [], None
+    for name, (with_t, with_var) in pairs.items():
+        t, v = _accuracies(with_t, "t_jepa", pool), _accuracies(with_var, "var_t_jepa", pool)
+        heads = heads or [h for h in t if h in v]
+        cells = []
+        for h in heads:
+            gap = 100 * (np.mean(v[h]) - np.mean(t[h]))
+            se = 100 * math.sqrt(
+                sum(np.var(a, ddof=1) / len(a) if len(a) > 1 else 0.0 for a in (v[h], t[h]))
+            )
+            cells.append(f"{gap:+.1f} ± {se:.1f}{' *' if gap >= -se else ''}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not lines:
+        return "(no table with both T-JEPA and Var-T-JEPA runs)"
+    header = f"| table ([{pool}]) | " + " | ".join(heads) + " |"
+    return "\n".join([header, "|---" * (len(heads) + 1) + "|", *lines])
+
+
+def readout_pairs(results: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
+    """`var_minus_t`'s pairs for `results` ({table: results}): each table read at Var-T-JEPA's
+    posterior means, and at its backbone where `runs_dir()/<table>_backbone` holds a re-evaluation
+    of the same checkpoints with `eval.var_embedding=backbone` (tabular README)."""
+    backbone = available([f"{name}_backbone" for name in results])
+    pairs = {f"{name}, posterior means": (res, res) for name, res in results.items()}
+    for name, res in results.items():
+        if f"{name}_backbone" in backbone:
+            pairs[f"{name}, backbone"] = (res, backbone[f"{name}_backbone"])
+    return pairs
 
 
 def plot_selective(results: dict[str, dict], head: str = "logreg") -> Figure:
