@@ -53,7 +53,8 @@ print(save_table(figures.tables(results), "10_var_jepa_tabular" + tag))
 # re-evaluation exists, at its backbone tokens, the readout T-JEPA's own embedding uses.
 
 # %%
-Markdown(figures.var_minus_t(figures.readout_pairs(results)))
+gaps = figures.var_minus_t(figures.readout_pairs(results))
+Markdown(save_table(gaps, "10_var_minus_t_jepa" + tag))
 
 # %% [markdown]
 # The simulation study (Var-JEPA's Table 1): the full ELBO against its ablations, Var-T-JEPA's
