@@ -288,3 +288,19 @@ def test_var_minus_t_gap_and_its_standard_error():
     assert table[2] == "| close | -1.0 ± 1.3 * |"
     assert table[3] == "| far | -12.0 ± 1.2 |"
     assert figures.var_minus_t({}).startswith("(no table")
+
+
+def test_readout_pairs_add_the_backbone_reevaluation_and_name_each_readout(tmp_path, monkeypatch):
+    from sparsejepa.tabular import figures
+
+    def results(readout):
+        return {"config": {"eval": {"var_embedding": readout}}, "runs": []}
+
+    monkeypatch.setenv("SPARSEJEPA_TABULAR_RUNS", str(tmp_path))
+    (tmp_path / "a_backbone").mkdir()
+    (tmp_path / "a_backbone" / "results.json").write_text(json.dumps(results("backbone")))
+    base = {"a": results("posterior_mean"), "b": results("posterior_mean")}
+    pairs = figures.readout_pairs(base)
+    assert list(pairs) == ["a, posterior means", "a, backbone", "b, posterior means"]
+    assert pairs["a, backbone"][0] is base["a"]
+    assert pairs["a, backbone"][1]["config"]["eval"]["var_embedding"] == "backbone"

@@ -37,6 +37,7 @@ QUICK = [
     "eval.seeds=[0,1]",
     "data.mixture_rows=600",
 ]
+READOUTS = {"posterior_mean": "posterior means", "backbone": "backbone"}
 SOURCE_SPEARMAN = 0.64  # Var-JEPA's reported value on its own simulated table (REFERENCE 7, [S])
 KIND_STYLE = {
     "confidence": ("k", "--"),
@@ -178,14 +179,16 @@ def var_minus_t(pairs: dict[str, tuple[dict, dict]], pool: str = "mean") -> str:
 
 
 def readout_pairs(results: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
-    """`var_minus_t`'s pairs for `results` ({table: results}): each table read at Var-T-JEPA's
-    posterior means, and at its backbone where `runs_dir()/<table>_backbone` holds a re-evaluation
-    of the same checkpoints with `eval.var_embedding=backbone` (tabular README)."""
+    """`var_minus_t`'s pairs for `results` ({table: results}): each table as it was evaluated, and
+    again where `runs_dir()/<table>_backbone` holds a re-evaluation of the same checkpoints with
+    `eval.var_embedding=backbone` (tabular README); rows are named by the readout they used."""
     backbone = available([f"{name}_backbone" for name in results])
-    pairs = {f"{name}, posterior means": (res, res) for name, res in results.items()}
+    pairs = {}
     for name, res in results.items():
-        if f"{name}_backbone" in backbone:
-            pairs[f"{name}, backbone"] = (res, backbone[f"{name}_backbone"])
+        for with_var in (res, backbone.get(f"{name}_backbone")):
+            if with_var is not None:
+                readout = with_var["config"]["eval"].get("var_embedding", "posterior_mean")
+                pairs[f"{name}, {READOUTS[readout]}"] = (res, with_var)
     return pairs
 
 
