@@ -287,7 +287,9 @@ def test_var_minus_t_gap_and_its_standard_error():
     assert table[0] == "| table ([mean]) | mlp |"
     assert table[2] == "| close | -1.0 ± 1.3 * |"
     assert table[3] == "| far | -12.0 ± 1.2 |"
+    var_only = {"var only": (close, close)}  # an ablation folder without T-JEPA: no row
     assert figures.var_minus_t({}).startswith("(no table")
+    assert figures.var_minus_t(var_only).startswith("(no table")
 
 
 def test_readout_pairs_add_the_backbone_reevaluation_and_name_each_readout(tmp_path, monkeypatch):

@@ -163,9 +163,14 @@ def var_minus_t(pairs: dict[str, tuple[dict, dict]], pool: str = "mean") -> str:
     lines, heads = [], None
     for name, (with_t, with_var) in pairs.items():
         t, v = _accuracies(with_t, "t_jepa", pool), _accuracies(with_var, "var_t_jepa", pool)
+        if not (t and v):
+            continue
         heads = heads or [h for h in t if h in v]
         cells = []
         for h in heads:
+            if h not in t or h not in v:
+                cells.append("n/a")
+                continue
             gap = 100 * (np.mean(v[h]) - np.mean(t[h]))
             se = 100 * math.sqrt(
                 sum(np.var(a, ddof=1) / len(a) if len(a) > 1 else 0.0 for a in (v[h], t[h]))
