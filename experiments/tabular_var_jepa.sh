@@ -64,8 +64,10 @@ for spec in "${RUNS[@]}"; do
       --set "name=$name" $(sets "$extra") > "runs/tabular/$name.log" 2>&1 &
   [[ "$READOUT" == *" $name "* ]] || continue
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
+  # a fresh copy, so that a retrained table is never read from its old checkpoints
+  rm -rf "runs/tabular/${name}_backbone/var_t_jepa"
   mkdir -p "runs/tabular/${name}_backbone"
-  cp -rn "runs/tabular/$name/var_t_jepa" "runs/tabular/${name}_backbone/"
+  cp -r "runs/tabular/$name/var_t_jepa" "runs/tabular/${name}_backbone/"
   # shellcheck disable=SC2046
   cli compare --quiet --config "$preset" --out "runs/tabular/${name}_backbone" \
       --methods var_t_jepa --set "name=${name}_backbone" \

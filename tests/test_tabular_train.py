@@ -306,3 +306,8 @@ def test_readout_pairs_add_the_backbone_reevaluation_and_name_each_readout(tmp_p
     assert list(pairs) == ["a, posterior means", "a, backbone", "b, posterior means"]
     assert pairs["a, backbone"][0] is base["a"]
     assert pairs["a, backbone"][1]["config"]["eval"]["var_embedding"] == "backbone"
+    # a table itself evaluated at the backbone keeps its own row; the copy does not replace it
+    (tmp_path / "c_backbone").mkdir()
+    (tmp_path / "c_backbone" / "results.json").write_text(json.dumps(results("backbone")))
+    own = results("backbone")
+    assert figures.readout_pairs({"c": own}) == {"c, backbone": (own, own)}

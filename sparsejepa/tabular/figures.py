@@ -158,8 +158,9 @@ def var_minus_t(pairs: dict[str, tuple[dict, dict]], pool: str = "mean") -> str:
     """Markdown: Var-T-JEPA minus T-JEPA test accuracy (points) per head on `pool` embeddings,
     one row per table, each given as (results holding T-JEPA, results holding Var-T-JEPA: the
     same run, or a re-evaluation of its checkpoints with another `eval.var_embedding`). Each cell
-    is the gap of the seed means ± its standard error sqrt(s_V^2 / n_V + s_T^2 / n_T), starred
-    when gap >= -SE, issue 21's "at least T-JEPA (within one standard error or above)"."""
+    is the gap of the seed means ± its standard error sqrt(s_V^2 / n_V + s_T^2 / n_T) (unpaired,
+    0 for one seed), starred when gap >= -SE as printed (one decimal), issue 21's "at least T-JEPA
+    (within one standard error or above)". Heads are those of the first table with both methods."""
     lines, heads = [], None
     for name, (with_t, with_var) in pairs.items():
         t, v = _accuracies(with_t, "t_jepa", pool), _accuracies(with_var, "var_t_jepa", pool)
@@ -175,6 +176,7 @@ def var_minus_t(pairs: dict[str, tuple[dict, dict]], pool: str = "mean") -> str:
             se = 100 * math.sqrt(
                 sum(np.var(a, ddof=1) / len(a) if len(a) > 1 else 0.0 for a in (v[h], t[h]))
             )
+            gap, se = round(gap, 1) + 0.0, round(se, 1)  # + 0.0: no "-0.0"
             cells.append(f"{gap:+.1f} ± {se:.1f}{' *' if gap >= -se else ''}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if not lines:
@@ -193,7 +195,7 @@ def readout_pairs(results: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         for with_var in (res, backbone.get(f"{name}_backbone")):
             if with_var is not None:
                 readout = with_var["config"]["eval"].get("var_embedding", "posterior_mean")
-                pairs[f"{name}, {READOUTS[readout]}"] = (res, with_var)
+                pairs.setdefault(f"{name}, {READOUTS[readout]}", (res, with_var))
     return pairs
 
 
