@@ -42,6 +42,15 @@ READOUT=" wine breast_cancer digits adult mnist adult_pred64_e20 mnist_pred64_e4
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
 cli() { nice -n "${NICE:-19}" python -m sparsejepa.cli tabular "$@"; }
+PIDS=()
+# wait for every background job; stop at the first that failed (a plain `wait` returns 0)
+wait_all() {
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" || { echo "tabular_var_jepa.sh: a $1 failed (see above, runs/tabular/*.log)" >&2
+                     exit 1; }
+  done
+  PIDS=()
+}
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue
@@ -51,9 +60,10 @@ for spec in "${RUNS[@]}"; do
     cli train --quiet --config "$preset" --out "runs/tabular/$name/$method/seed$seed" \
         --set "name=$name-$method-s$seed" --set "model.method=$method" --set "train.seed=$seed" \
         $(sets "$extra") > /dev/null &
+    PIDS+=($!)
   done; done
 done
-wait
+wait_all training
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue
@@ -62,6 +72,7 @@ for spec in "${RUNS[@]}"; do
   # shellcheck disable=SC2046,SC2086
   cli compare --quiet --config "$preset" --out "runs/tabular/$name" --methods $methods \
       --set "name=$name" $(sets "$extra") > "runs/tabular/$name.log" 2>&1 &
+  PIDS+=($!)
   [[ "$READOUT" == *" $name "* ]] || continue
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
   # a fresh copy, so that a retrained table is never read from its old checkpoints
@@ -72,5 +83,6 @@ for spec in "${RUNS[@]}"; do
   cli compare --quiet --config "$preset" --out "runs/tabular/${name}_backbone" \
       --methods var_t_jepa --set "name=${name}_backbone" \
       $(sets "$extra eval.var_embedding=backbone") > "runs/tabular/${name}_backbone.log" 2>&1 &
+  PIDS+=($!)
 done
-wait
+wait_all evaluation
