@@ -43,6 +43,15 @@ sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
 cli() { nice -n "${NICE:-19}" python -m sparsejepa.cli tabular "$@"; }
 PIDS=()
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done; }
+# evaluate OUT PRESET METHODS OVERRIDES: `compare` into runs/tabular/OUT, in the background
+evaluate() {
+  throttle
+  # shellcheck disable=SC2046,SC2086
+  cli compare --quiet --config "$2" --out "runs/tabular/$1" --methods $3 --set "name=$1" \
+      $(sets "$4") > "runs/tabular/$1.log" 2>&1 &
+  PIDS+=($!)
+}
 # wait for every background job; stop at the first that failed (a plain `wait` returns 0)
 wait_all() {
   for pid in "${PIDS[@]}"; do
@@ -55,7 +64,7 @@ for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue
   for method in $methods; do for seed in 0 1 2; do
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
+    throttle
     # shellcheck disable=SC2046
     cli train --quiet --config "$preset" --out "runs/tabular/$name/$method/seed$seed" \
         --set "name=$name-$method-s$seed" --set "model.method=$method" --set "train.seed=$seed" \
@@ -67,22 +76,13 @@ wait_all training
 for spec in "${RUNS[@]}"; do
   IFS='|' read -r name preset methods extra <<<"$spec"
   wanted "$name" || continue
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
   [ "$methods" = var_t_jepa ] || methods="raw $methods"
-  # shellcheck disable=SC2046,SC2086
-  cli compare --quiet --config "$preset" --out "runs/tabular/$name" --methods $methods \
-      --set "name=$name" $(sets "$extra") > "runs/tabular/$name.log" 2>&1 &
-  PIDS+=($!)
+  evaluate "$name" "$preset" "$methods" "$extra"
   [[ "$READOUT" == *" $name "* ]] || continue
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
   # a fresh copy, so that a retrained table is never read from its old checkpoints
   rm -rf "runs/tabular/${name}_backbone/var_t_jepa"
   mkdir -p "runs/tabular/${name}_backbone"
   cp -r "runs/tabular/$name/var_t_jepa" "runs/tabular/${name}_backbone/"
-  # shellcheck disable=SC2046
-  cli compare --quiet --config "$preset" --out "runs/tabular/${name}_backbone" \
-      --methods var_t_jepa --set "name=${name}_backbone" \
-      $(sets "$extra eval.var_embedding=backbone") > "runs/tabular/${name}_backbone.log" 2>&1 &
-  PIDS+=($!)
+  evaluate "${name}_backbone" "$preset" var_t_jepa "$extra eval.var_embedding=backbone"
 done
 wait_all evaluation
